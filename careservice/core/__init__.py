@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: errors, auth, pagination, idempotency, time, audit."""

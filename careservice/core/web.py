@@ -1,0 +1,41 @@
+"""Small pieces every API blueprint uses."""
+
+import json
+
+from flask import Response, current_app
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs import core
+from webargs.flaskparser import FlaskParser
+
+BEARER = [{"bearerAuth": []}]
+
+
+class JsonParser(FlaskParser):
+    """Reads a JSON body whatever its Content-Type claims: curl's default
+    form type on a JSON body should not lose the body."""
+
+    def _raw_load_json(self, req):
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        return core.parse_json(data)
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = JsonParser()
+
+
+def dump(schema_cls, obj, *, only=None, status: int = 200, many: bool = False) -> Response:
+    """Serialise with a declared field set (a role's view) and answer JSON."""
+    data = schema_cls(only=only, many=many).dump(obj)
+    return current_app.response_class(
+        json.dumps(data, ensure_ascii=False), status=status, mimetype="application/json"
+    )
+
+
+def dump_page(schema_cls, page: dict, *, only=None) -> Response:
+    items = schema_cls(only=only, many=True).dump(page["items"])
+    return current_app.response_class(
+        json.dumps({"items": items, "total": page["total"]}, ensure_ascii=False),
+        mimetype="application/json",
+    )

@@ -1,0 +1,1 @@
+"""The demo province: deterministic data for trying the service."""

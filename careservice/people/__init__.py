@@ -1,0 +1,1 @@
+"""Regions, residents, providers and users."""

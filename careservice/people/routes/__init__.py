@@ -1,0 +1,1 @@
+"""HTTP for people: one module per resource."""

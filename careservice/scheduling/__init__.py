@@ -1,0 +1,1 @@
+"""Service types, availability, slots, bookings and their lifecycle."""
