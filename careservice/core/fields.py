@@ -6,7 +6,7 @@ import phonenumbers
 from flask import current_app
 from marshmallow import ValidationError, fields
 
-from careservice.core.time import as_utc, is_valid_timezone
+from careservice.core.time import as_utc, is_valid_timezone, utcnow
 
 
 class Instant(fields.Field):
@@ -39,7 +39,8 @@ class PastOrTodayDate(fields.Date):
 
     def _deserialize(self, value, attr, data, **kwargs):
         parsed = super()._deserialize(value, attr, data, **kwargs)
-        if parsed > dt.date.today():
+        # Today somewhere on Earth (UTC+14) still counts as today.
+        if parsed > (utcnow() + dt.timedelta(hours=14)).date():
             raise ValidationError("Must not be in the future.")
         if parsed.year < 1880:
             raise ValidationError("Not a plausible date.")

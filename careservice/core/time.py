@@ -1,6 +1,6 @@
 """Time helpers: every instant is an aware UTC datetime inside the service."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -8,8 +8,34 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
 
+class Clock:
+    """The service's idea of now: the wall clock, unless set.
+
+    Tests freeze it, and the demo simulation advances it week by week, so that
+    every service, job and check of time sees the same instant.
+    """
+
+    def __init__(self) -> None:
+        self._fixed: datetime | None = None
+
+    def now(self) -> datetime:
+        return self._fixed if self._fixed is not None else datetime.now(UTC)
+
+    def set(self, instant: datetime) -> None:
+        self._fixed = as_utc(instant)
+
+    def advance(self, delta: timedelta) -> None:
+        self._fixed = self.now() + delta
+
+    def reset(self) -> None:
+        self._fixed = None
+
+
+clock = Clock()
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def today_utc() -> date:

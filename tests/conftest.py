@@ -1,0 +1,233 @@
+"""Fixtures: one migrated database per run, emptied after every test.
+
+The suite runs on SQLite by default; set CARESERVICE_TEST_DATABASE_URL to a
+PostgreSQL URL (.ci/run does) to run the same tests there. With
+CARESERVICE_REQUIRE_POSTGRES=1 an unreachable PostgreSQL fails the run
+instead of skipping.
+"""
+
+import ipaddress
+import os
+import socket
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from careservice import create_app
+from careservice.core.auth import Actor
+from careservice.core.time import clock
+from careservice.extensions import db
+from careservice.people import services, users
+from careservice.scheduling import services as scheduling
+
+TEST_DATABASE_URL = os.environ.get("CARESERVICE_TEST_DATABASE_URL", "")
+REQUIRE_POSTGRES = os.environ.get("CARESERVICE_REQUIRE_POSTGRES") == "1"
+PASSWORD = "correct horse battery"
+SYSTEM = Actor.system("tests")
+
+
+def pytest_report_header(config):
+    if TEST_DATABASE_URL:
+        return f"careservice database: {sa.make_url(TEST_DATABASE_URL).render_as_string()}"
+    return "careservice database: SQLite (PostgreSQL skipped: set CARESERVICE_TEST_DATABASE_URL)"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Fail any test that would reach past this machine (Twilio, DNS, anything)."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if not TEST_DATABASE_URL:
+        if REQUIRE_POSTGRES:
+            pytest.exit("CARESERVICE_REQUIRE_POSTGRES=1 but no CARESERVICE_TEST_DATABASE_URL",
+                        returncode=1)
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    try:
+        engine = sa.create_engine(TEST_DATABASE_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except sa.exc.OperationalError as error:
+        pytest.exit(f"PostgreSQL unreachable at {TEST_DATABASE_URL}: {error}", returncode=1)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    app = create_app({"ENV": "testing", "DATABASE_URL": database_url})
+    with app.app_context():
+        upgrade()
+        _empty_tables()
+    return app
+
+
+def _empty_tables():
+    tables = [t for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _app_context(request):
+    """Every test that uses the app runs in its context and leaves the database empty."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        yield
+        db.session.rollback()
+        db.session.remove()
+        _empty_tables()
+    clock.reset()
+
+
+@pytest.fixture
+def frozen_clock():
+    """The service clock, fixed at 2026-12-01 09:00 UTC until the test moves it."""
+    clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    yield clock
+    clock.reset()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# Factories: sensible defaults, any field overridable.
+
+
+@pytest.fixture
+def create_region():
+    counter = iter(range(1, 10_000))
+
+    def make(kind="village", parent=None, **fields):
+        data = {"name": f"{kind.title()} {next(counter)}", "kind": kind,
+                "parent_id": parent.id if parent is not None else None}
+        if parent is None:
+            data.update(zone="west", setting="rural")
+        data.update(fields)
+        return services.create_region(SYSTEM, data)
+
+    return make
+
+
+@pytest.fixture
+def create_resident():
+    def make(region, **fields):
+        data = {"name": "Wang Xiuying", "birth_date": date(1944, 3, 2), "sex": "female",
+                "region_id": region.id, "phone": "+8613800138000", "languages": ["zh-CN"]}
+        data.update(fields)
+        return services.create_resident(SYSTEM, data)
+
+    return make
+
+
+@pytest.fixture
+def create_provider():
+    def make(home_region, kind="clinician", **fields):
+        data = {"kind": kind, "name": "Dr. Lin", "home_region_id": home_region.id,
+                "skills": ["gp"], "languages": ["zh-CN", "en"]}
+        data.update(fields)
+        return services.create_provider(SYSTEM, data)
+
+    return make
+
+
+@pytest.fixture
+def create_user():
+    counter = iter(range(1, 10_000))
+
+    def make(role="admin", regions=(), provider=None, username=None, password=PASSWORD):
+        return users.create_user(
+            SYSTEM, username or f"{role}{next(counter)}", password, role,
+            region_ids=[region.id for region in regions],
+            provider_id=provider.id if provider is not None else None,
+        )
+
+    return make
+
+
+@pytest.fixture
+def create_service_type():
+    def make(**fields):
+        data = {"code": "gp_consult", "name": "GP consultation", "modality": "video",
+                "duration_minutes": 20, "buffer_minutes": 5, "required_skill": "gp"}
+        data.update(fields)
+        return scheduling.create_service_type(SYSTEM, data)
+
+    return make
+
+
+@pytest.fixture
+def auth():
+    """Headers carrying a fresh bearer token for a user."""
+
+    def headers(user, **extra):
+        return {"Authorization": f"Bearer {users.issue_token(user)}", **extra}
+
+    return headers
+
+
+@pytest.fixture
+def world(create_region, create_resident, create_provider, create_user):
+    """A small province for scope tests.
+
+    province > county_a > town_a > village_a1, village_a2
+             > county_b > town_b > village_b
+    Residents in a1, a2 and b; a clinician and a caregiver homed in county_a and
+    a clinician in county_b; one user per role, regional ones scoped to county_a
+    (coordinator) and village_a1 (vhw).
+    """
+
+    class World:
+        pass
+
+    w = World()
+    w.province = create_region("province", name="Ningxia")
+    w.county_a = create_region("county", w.province, name="Xiji County")
+    w.town_a = create_region("township", w.county_a, name="Jiqiang Town")
+    w.village_a1 = create_region("village", w.town_a, name="Nanshan Village")
+    w.village_a2 = create_region("village", w.town_a, name="Taoyuan Village")
+    w.county_b = create_region("county", w.province, name="Haiyuan County")
+    w.town_b = create_region("township", w.county_b, name="Haicheng Town")
+    w.village_b = create_region("village", w.town_b, name="Shuiquan Village")
+    w.resident_a1 = create_resident(w.village_a1, name="Ma Guilan", phone="+8613900139001")
+    w.resident_a2 = create_resident(w.village_a2, name="Li Jianguo", phone="+8613900139002")
+    w.resident_b = create_resident(w.village_b, name="Yang Fengying", phone="+8613900139003")
+    w.clinician_a = create_provider(w.county_a, service_region_ids=[w.county_a.id])
+    w.caregiver_a = create_provider(w.village_a1, kind="caregiver", name="Ma Lan",
+                                    skills=["elder_care"], service_region_ids=[w.town_a.id])
+    w.clinician_b = create_provider(w.county_b, name="Dr. He")
+    w.users = {
+        "admin": create_user("admin", username="admin"),
+        "coordinator": create_user("coordinator", [w.county_a], username="coordinator"),
+        "vhw": create_user("vhw", [w.village_a1], username="vhw"),
+        "clinician": create_user("clinician", provider=w.clinician_a, username="clinician"),
+        "caregiver": create_user("caregiver", provider=w.caregiver_a, username="caregiver"),
+    }
+    return w
