@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from careservice import create_app
@@ -70,9 +71,22 @@ def database_url(tmp_path_factory):
     return TEST_DATABASE_URL
 
 
+class PerRequestClient(FlaskClient):
+    """Each request in its own app context, hence its own `g` and session, as in
+    production; without this Flask would reuse the test's app context, and the
+    first request's actor and session would answer for every later one."""
+
+    def open(self, *args, **kwargs):
+        # End the test's own transaction first: on SQLite it holds the write lock.
+        db.session.rollback()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url):
     app = create_app({"ENV": "testing", "DATABASE_URL": database_url})
+    app.test_client_class = PerRequestClient
     with app.app_context():
         upgrade()
         _empty_tables()

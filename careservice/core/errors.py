@@ -9,6 +9,8 @@ import logging
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from careservice.extensions import db
+
 log = logging.getLogger(__name__)
 
 # HTTP status -> stable code for errors raised by Flask/werkzeug themselves.
@@ -133,6 +135,8 @@ def error_response(status: int, code: str, message: str, fields=None, headers=No
 
 
 def handle_service_error(error: ServiceError):
+    # A refusal may come after a service changed objects; none of it may reach a commit.
+    db.session.rollback()
     return error_response(error.status, error.code, error.message, error.fields, error.headers)
 
 

@@ -17,7 +17,15 @@ from careservice.core.errors import Forbidden, NotFound, ValidationFailed, field
 from careservice.core.models import Role
 from careservice.core.pagination import paginate
 from careservice.extensions import db
-from careservice.people.models import Modality, Provider, ProviderKind, Region, RegionKind, Resident
+from careservice.people.models import (
+    Modality,
+    Provider,
+    ProviderKind,
+    Region,
+    RegionKind,
+    Resident,
+    provider_regions,
+)
 
 # Regions
 
@@ -236,10 +244,15 @@ def list_providers(*, kind=None, active=None, region_id=None, limit=50, offset=0
         if region is None:
             query = query.where(sa.false())
         else:
-            home = sa.select(Region.id).where(region_subtree_clause(region))
-            served = (sa.select(Provider.id).join(Provider.service_regions)
-                      .where(region_subtree_clause(region)))
-            query = query.where(sa.or_(Provider.home_region_id.in_(home), Provider.id.in_(served)))
+            # Homed or serving inside the region, or serving an area that holds it
+            # (a caregiver of a township serves each of its villages).
+            inside = sa.select(Region.id).where(region_subtree_clause(region))
+            around = [int(part) for part in region.path.strip("/").split("/")]
+            served = (sa.select(provider_regions.c.provider_id)
+                      .where(sa.or_(provider_regions.c.region_id.in_(inside),
+                                    provider_regions.c.region_id.in_(around))))
+            query = query.where(sa.or_(Provider.home_region_id.in_(inside),
+                                       Provider.id.in_(served)))
     return paginate(query, limit, offset)
 
 
