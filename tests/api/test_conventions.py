@@ -1,0 +1,278 @@
+"""The conventions every /api/v1 endpoint shares (API.md "Conventions")."""
+
+import json
+import re
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from careservice import create_app
+from careservice.extensions import db
+from careservice.people.models import Resident
+
+RESIDENTS_URL = "/api/v1/residents"
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert b"<html" not in response.data.lower()
+    assert set(response.json) == {"error"}
+    assert response.json["error"]["code"] == code
+    assert isinstance(response.json["error"]["message"], str)
+    assert response.json["error"]["message"]
+
+
+def resident_body(village, **fields):
+    body = {"name": "Ma Guilan", "birth_date": "1948-05-02", "sex": "female",
+            "region_id": village.id, "phone": "+8613900139011"}
+    body.update(fields)
+    return body
+
+
+def resident_count():
+    return db.session.execute(sa.select(sa.func.count()).select_from(Resident)).scalar_one()
+
+
+@pytest.fixture
+def other_app(app):
+    """A copy of the service on the same database, with routes of the test's own."""
+    other = create_app({"ENV": "testing", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+# The error envelope
+
+
+@pytest.mark.parametrize("method, path, status, code", [
+    ("get", "/api/v1/no-such-thing", 404, "not_found"),
+    ("get", "/api/v1/residents/999999/nothing", 404, "not_found"),
+    ("post", "/webhooks/x", 404, "not_found"),
+    ("get", "/webhooks/x", 404, "not_found"),
+    ("put", "/api/v1/me", 405, "method_not_allowed"),
+    ("get", "/api/v1/auth/token", 405, "method_not_allowed"),
+])
+def test_routing_errors_use_the_json_envelope(client, method, path, status, code):
+    response = getattr(client, method)(path, headers={"Accept": "text/html"})
+
+    assert_error(response, status, code)
+
+
+def test_wrong_method_names_the_allowed_ones(client):
+    response = client.put("/api/v1/auth/token")
+
+    assert_error(response, 405, "method_not_allowed")
+    assert {"POST", "DELETE"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"username": "a",}', b"\xff\xfe not json"])
+def test_malformed_json_is_400_bad_request(client, body):
+    response = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+
+    assert_error(response, 400, "bad_request")
+
+
+def test_a_body_over_one_megabyte_is_413(client):
+    body = json.dumps({"username": "zhang", "password": "x" * (1024 * 1024 + 10)})
+
+    response = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_validation_errors_are_422_with_fields(client, world, auth):
+    response = client.post(RESIDENTS_URL, headers=auth(world.users["vhw"]),
+                           json=resident_body(world.village_a1, phone="12", sex="unknown",
+                                              role="admin"))
+
+    assert_error(response, 422, "validation_error")
+    fields = response.json["error"]["fields"]
+    assert {"phone", "sex", "role"} <= set(fields)
+    assert all(isinstance(messages, list) and messages for messages in fields.values())
+
+
+def test_unexpected_errors_are_500_without_a_traceback(other_app):
+    def explode():
+        raise RuntimeError("secret internals at /srv/careservice/thing.py line 12")
+
+    other_app.add_url_rule("/api/v1/explode", "explode", explode)
+
+    response = other_app.test_client().get("/api/v1/explode")
+
+    assert_error(response, 500, "internal_error")
+    text = response.get_data(as_text=True)
+    for leak in ("Traceback", "RuntimeError", "secret internals", ".py", "line 12"):
+        assert leak not in text
+
+
+# Idempotency-Key on creating POSTs
+
+
+def test_repeated_key_and_body_replay_the_first_response(client, world, auth):
+    headers = auth(world.users["vhw"], **{"Idempotency-Key": "visit-2026-12-01-a"})
+    body = resident_body(world.village_a1)
+
+    first = client.post(RESIDENTS_URL, headers=headers, json=body)
+    second = client.post(RESIDENTS_URL, headers=headers, json=body)
+
+    assert first.status_code == 201
+    assert second.status_code == first.status_code
+    assert second.json == first.json
+    assert resident_count() == 4  # world's three and this one
+
+
+def test_replay_ignores_the_order_of_keys_in_the_body(client, world, auth):
+    headers = auth(world.users["vhw"], **{"Idempotency-Key": "k-order"})
+    body = resident_body(world.village_a1)
+
+    first = client.post(RESIDENTS_URL, headers=headers, json=body)
+    again = client.post(RESIDENTS_URL, headers=headers,
+                        data=json.dumps(dict(reversed(list(body.items())))),
+                        content_type="application/json")
+
+    assert again.status_code == 201
+    assert again.json["id"] == first.json["id"]
+
+
+def test_same_key_with_another_body_is_refused(client, world, auth):
+    headers = auth(world.users["vhw"], **{"Idempotency-Key": "k-1"})
+    client.post(RESIDENTS_URL, headers=headers, json=resident_body(world.village_a1))
+
+    response = client.post(RESIDENTS_URL, headers=headers,
+                           json=resident_body(world.village_a1, name="Ma Lan"))
+
+    assert_error(response, 422, "idempotency_key_reused")
+    assert resident_count() == 4
+
+
+def test_the_same_key_from_another_user_is_independent(client, world, auth):
+    body = resident_body(world.village_a1)
+    vhw = client.post(RESIDENTS_URL, json=body,
+                      headers=auth(world.users["vhw"], **{"Idempotency-Key": "shared"}))
+    admin = client.post(RESIDENTS_URL, json=body,
+                        headers=auth(world.users["admin"], **{"Idempotency-Key": "shared"}))
+
+    assert vhw.status_code == 201
+    assert admin.status_code == 201
+    assert admin.json["id"] != vhw.json["id"]
+    assert resident_count() == 5
+
+
+def test_a_failed_validation_replays_as_the_same_422(client, world, auth):
+    headers = auth(world.users["vhw"], **{"Idempotency-Key": "k-bad"})
+    body = resident_body(world.village_a1, birth_date="not a date")
+
+    first = client.post(RESIDENTS_URL, headers=headers, json=body)
+    second = client.post(RESIDENTS_URL, headers=headers, json=body)
+
+    assert_error(first, 422, "validation_error")
+    assert second.status_code == 422
+    assert second.json == first.json
+    assert resident_count() == 3
+
+
+def test_two_simultaneous_requests_with_one_key_create_one_resident(app, world, auth):
+    headers = auth(world.users["vhw"], **{"Idempotency-Key": "double-tap"})
+    body = resident_body(world.village_a1)
+    # The test's session would hold SQLite's write lock past its last read; a
+    # request's own session never outlives the request.
+    db.session.rollback()
+    barrier = threading.Barrier(2)
+    responses = [None, None]
+
+    def post(i):
+        client = app.test_client()
+        with app.app_context():
+            barrier.wait(timeout=10)
+            responses[i] = client.post(RESIDENTS_URL, headers=headers, json=body)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert resident_count() == 4
+    created = [r for r in responses if r.status_code == 201]
+    assert created, [r.status_code for r in responses]
+    ids = {r.json["id"] for r in created}
+    assert len(ids) == 1
+    for response in responses:
+        if response.status_code != 201:
+            assert_error(response, 409, "conflict")
+
+
+# The OpenAPI document
+
+
+def openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def test_openapi_lists_every_route_with_its_methods(app, client):
+    document = client.get("/api/v1/openapi.json")
+    assert document.status_code == 200
+    paths = document.json["paths"]
+    expected = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "api-docs.openapi_json":
+            continue  # the document itself
+        if rule.rule.startswith("/api/v1/") or rule.rule in ("/healthz", "/readyz"):
+            methods = {m.lower() for m in rule.methods} - {"head", "options"}
+            expected.setdefault(openapi_path(rule.rule), set()).update(methods)
+    assert {"/healthz", "/readyz", "/api/v1/auth/token", "/api/v1/residents"} <= set(expected)
+
+    documented = {path: set(item) & {"get", "post", "put", "patch", "delete"}
+                  for path, item in paths.items()}
+
+    assert documented == expected
+
+
+# Encoding and request ids
+
+
+def test_json_is_utf8_with_chinese_kept_readable(client, world, auth):
+    headers = auth(world.users["vhw"])
+    name = "马秀英"
+
+    created = client.post(RESIDENTS_URL, headers=headers,
+                          json=resident_body(world.village_a1, name=name))
+    listed = client.get(RESIDENTS_URL, headers=headers, query_string={"q": "秀英"})
+
+    for response in (created, listed):
+        assert response.mimetype == "application/json"
+        assert response.mimetype_params.get("charset", "utf-8").lower() == "utf-8"
+        assert name.encode("utf-8") in response.data
+        assert b"\\u" not in response.data
+    assert json.loads(created.data.decode("utf-8"))["name"] == name
+    assert [r["name"] for r in listed.json["items"]] == [name]
+
+
+def test_a_chinese_request_body_is_read_as_utf8(client, world, auth):
+    raw = json.dumps(resident_body(world.village_a1, name="杨凤英"), ensure_ascii=False)
+
+    response = client.post(RESIDENTS_URL, headers=auth(world.users["vhw"]),
+                           data=raw.encode("utf-8"), content_type="application/json")
+
+    assert response.status_code == 201
+    assert response.json["name"] == "杨凤英"
+
+
+def test_request_id_is_echoed(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "vhw-app-7f3a"})
+    missing = client.get("/api/v1/nothing-here", headers={"X-Request-ID": "vhw-app-7f3b"})
+
+    assert response.headers["X-Request-ID"] == "vhw-app-7f3a"
+    assert missing.headers["X-Request-ID"] == "vhw-app-7f3b"
+
+
+def test_request_id_is_generated_when_missing(client):
+    first = client.get("/healthz")
+    second = client.get("/healthz")
+
+    assert first.headers["X-Request-ID"]
+    assert second.headers["X-Request-ID"]
+    assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
