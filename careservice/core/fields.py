@@ -56,6 +56,10 @@ class Phone(fields.String):
 
 
 def normalise_phone(raw: str, default_country: str) -> str:
+    # phonenumbers reads letters as keypad digits (and drops "ext 5"): a typo
+    # would silently become somebody else's number.
+    if any(ch.isalpha() for ch in raw):
+        raise ValidationError("Not a valid phone number.")
     try:
         number = phonenumbers.parse(raw.strip(), default_country)
     except phonenumbers.NumberParseException:

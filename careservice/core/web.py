@@ -34,7 +34,17 @@ def dump(schema_cls, obj, *, only=None, status: int = 200, many: bool = False) -
 
 
 def dump_page(schema_cls, page: dict, *, only=None) -> Response:
-    items = schema_cls(only=only, many=True).dump(page["items"])
+    """A page of items; `only` is one field set, or a function giving each item's."""
+    if callable(only):
+        schemas = {}
+        items = []
+        for item in page["items"]:
+            fields = only(item)
+            if fields not in schemas:
+                schemas[fields] = schema_cls(only=fields)
+            items.append(schemas[fields].dump(item))
+    else:
+        items = schema_cls(only=only, many=True).dump(page["items"])
     return current_app.response_class(
         json.dumps({"items": items, "total": page["total"]}, ensure_ascii=False),
         mimetype="application/json",

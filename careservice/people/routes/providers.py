@@ -21,10 +21,13 @@ blp = Blueprint("providers", __name__, url_prefix="/api/v1/providers",
                 description="Clinicians and caregivers")
 
 
+def view_fields(actor, provider):
+    """calendar_url only for the provider themself, coordinators and admins."""
+    return None if services.may_see_calendar_url(actor, provider) else PROVIDER_PUBLIC_VIEW
+
+
 def _dump(provider, status=200):
-    actor = current_actor()
-    only = None if services.may_see_calendar_url(actor, provider) else PROVIDER_PUBLIC_VIEW
-    return dump(ProviderOut, provider, only=only, status=status)
+    return dump(ProviderOut, provider, only=view_fields(current_actor(), provider), status=status)
 
 
 @blp.route("")
@@ -37,8 +40,8 @@ class Providers(MethodView):
     def get(self, **filters):
         """List providers; `region_id` matches home or served regions, sub-regions included."""
         actor = current_actor()
-        only = None if actor.role in (Role.ADMIN, Role.COORDINATOR) else PROVIDER_PUBLIC_VIEW
-        return dump_page(ProviderOut, services.list_providers(**filters), only=only)
+        return dump_page(ProviderOut, services.list_providers(**filters),
+                         only=lambda provider: view_fields(actor, provider))
 
     @require(Role.ADMIN, Role.COORDINATOR)
     @idempotent
