@@ -99,7 +99,14 @@ def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
     from careservice.extensions import api
     from careservice.people.routes import auth, providers, regions, residents
-    from careservice.scheduling import routes as scheduling
+    from careservice.scheduling.routes import (
+        appointments,
+        availability,
+        calendar,
+        care_requests,
+        series,
+        service_types,
+    )
 
     for blueprint in (
         health.blp,
@@ -107,7 +114,12 @@ def _register_blueprints(app: Flask) -> None:
         regions.blp,
         residents.blp,
         providers.blp,
-        scheduling.blp,
+        service_types.blp,
+        availability.blp,
+        appointments.blp,
+        series.blp,
+        care_requests.blp,
+        calendar.blp,
     ):
         api.register_blueprint(blueprint)
 
@@ -115,6 +127,8 @@ def _register_blueprints(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from careservice.demo.cli import demo_cli
     from careservice.people.cli import users_cli
+    from careservice.scheduler.cli import scheduler_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(scheduler_cli)

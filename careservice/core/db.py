@@ -4,6 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from careservice.core.time import UTCDateTime, utcnow
@@ -32,3 +33,29 @@ def render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+# SQLSTATEs worth retrying: serialization failure, deadlock.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+EXCLUSION_VIOLATION = "23P01"
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    """A failure that says nothing about the data: run the unit of work again."""
+    if sqlstate(error) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig)
+
+
+def advisory_locks(session, *keys: tuple[int, int]) -> None:
+    """Transaction-scoped locks on PostgreSQL, always taken in one order so
+    that two writers queue instead of deadlocking. SQLite needs none: every
+    transaction there begins IMMEDIATE and so already holds the write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for namespace, key in sorted(set(keys)):
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(namespace, key)))

@@ -106,3 +106,23 @@ class TrimmedString(fields.String):
 def unique_list(values: list) -> None:
     if len(set(values)) != len(values):
         raise ValidationError("Items must not repeat.")
+
+
+class ClockTime(fields.Field):
+    """A wall-clock time as "HH:MM"."""
+
+    default_error_messages = {"invalid": "Not a time of day as HH:MM."}
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.strftime("%H:%M")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            parsed = dt.time.fromisoformat(value.strip())
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if parsed.second or parsed.microsecond or parsed.tzinfo:
+            raise self.make_error("invalid")
+        return parsed

@@ -24,6 +24,10 @@ ENV_VARS = {
     "CARESERVICE_DEFAULT_COUNTRY": "DEFAULT_COUNTRY",
     "CARESERVICE_TOKEN_TTL_HOURS": "TOKEN_TTL_HOURS",
     "CARESERVICE_LOG_LEVEL": "LOG_LEVEL",
+    "CARESERVICE_JOIN_URL_TEMPLATE": "JOIN_URL_TEMPLATE",
+    "CARESERVICE_TRAVEL_SPEED_KMH": "TRAVEL_SPEED_KMH",
+    "CARESERVICE_NO_SHOW_AFTER_MINUTES": "NO_SHOW_AFTER_MINUTES",
+    "CARESERVICE_SERIES_AHEAD_DAYS": "SERIES_AHEAD_DAYS",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -125,9 +129,15 @@ def _validate(s: dict, instance_path: str) -> None:
         if not isinstance(s[key], int) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number of minutes, 0 or more")
     for key in ("BOOKING_HORIZON_DAYS", "TOKEN_TTL_HOURS", "LOGIN_MAX_FAILURES",
-                "LOGIN_FAILURE_WINDOW_SECONDS", "MAX_CONTENT_LENGTH"):
+                "LOGIN_FAILURE_WINDOW_SECONDS", "MAX_CONTENT_LENGTH", "TRAVEL_SPEED_KMH",
+                "SERIES_AHEAD_DAYS"):
         if not isinstance(s[key], int) or s[key] <= 0:
             raise SettingsError(f"{key} must be a positive whole number")
+    for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES"):
+        if not isinstance(s[key], int) or s[key] < 0:
+            raise SettingsError(f"{key} must be a whole number, 0 or more")
+    if "{token}" not in s["JOIN_URL_TEMPLATE"]:
+        raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):
         raise SettingsError("CARESERVICE_PUBLIC_URL must be an http(s) URL")
     s["PUBLIC_URL"] = s["PUBLIC_URL"].rstrip("/")

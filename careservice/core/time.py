@@ -1,6 +1,6 @@
 """Time helpers: every instant is an aware UTC datetime inside the service."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -85,3 +85,24 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return as_utc(value)
+
+
+def overlaps(a_start, a_end, b_start, b_end):
+    """Half-open intervals [a_start, a_end) and [b_start, b_end) share a moment.
+
+    Works on datetimes and on SQL columns alike (`&` is `and` for both), so
+    Python checks and queries cannot disagree: 09:00-09:20 and 09:20-09:40
+    do not overlap.
+    """
+    return (a_start < b_end) & (b_start < a_end)
+
+
+def local_to_utc(day: date, wall: time, tz: ZoneInfo) -> datetime | None:
+    """The UTC instant of a wall-clock time on a local day, or None when the
+    clock skips it (the spring-forward gap). An ambiguous time (autumn) is
+    taken at its first occurrence."""
+    local = datetime.combine(day, wall, tzinfo=tz)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
+        return None
+    return instant

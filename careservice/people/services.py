@@ -139,24 +139,33 @@ def region_subtree_clause(region: Region, path_column=Region.path):
 # Residents
 
 
-def _visible_residents_clause(actor: Actor):
+def visible_residents_clause(actor: Actor, resident_id_column=Resident.id):
+    """SQL: the resident is visible to the actor. Admins see all; coordinators
+    and village health workers those living in their regions; providers those
+    in their own appointments."""
+    from careservice.scheduling.models import Appointment
+
+    if actor.is_admin:
+        return sa.true()
     if actor.is_provider:
-        # TODO(#3): the residents in the provider's own appointments; until
-        # appointments exist a provider has none.
-        return sa.false()
-    return actor.region_clause(Region.path)
+        return resident_id_column.in_(
+            sa.select(Appointment.resident_id).where(Appointment.provider_id == actor.provider_id))
+    return resident_id_column.in_(
+        sa.select(Resident.id).join(Region, Resident.region_id == Region.id)
+        .where(actor.region_clause(Region.path)))
 
 
 def _resident_query(actor: Actor) -> sa.Select:
-    return (sa.select(Resident).join(Region, Resident.region_id == Region.id)
-            .where(_visible_residents_clause(actor)))
+    return sa.select(Resident).where(visible_residents_clause(actor))
 
 
 def list_residents(actor: Actor, *, region_id=None, q=None, limit=50, offset=0) -> dict:
     query = _resident_query(actor).order_by(Resident.id)
     if region_id is not None:
         region = db.session.get(Region, region_id)
-        query = query.where(region_subtree_clause(region) if region else sa.false())
+        inside = region_subtree_clause(region) if region else sa.false()
+        villages = sa.select(Region.id).where(inside)
+        query = query.where(Resident.region_id.in_(villages))
     if q:
         needle = q.strip()
         conditions = [Resident.name.icontains(needle, autoescape=True)]

@@ -1,0 +1,1 @@
+"""The scheduler process: every periodic job of every capability, from one list."""

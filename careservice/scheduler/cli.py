@@ -1,0 +1,58 @@
+"""`flask scheduler run` (the long-lived process) and `flask scheduler tick` (every job once)."""
+
+import logging
+import signal
+
+import click
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import current_app
+from flask.cli import AppGroup
+
+from careservice.scheduler.jobs import JOBS, run_job
+
+log = logging.getLogger(__name__)
+
+scheduler_cli = AppGroup("scheduler", help="Periodic jobs.")
+
+
+def build_scheduler(app) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC")
+    for job in JOBS:
+        # The work is coordinated through the database, so a second scheduler
+        # process is safe; these options only keep one process tidy.
+        scheduler.add_job(run_job, "interval", seconds=job.every_seconds, args=(app, job),
+                          id=job.id, name=job.id, replace_existing=True, coalesce=True,
+                          max_instances=1, misfire_grace_time=job.every_seconds)
+    return scheduler
+
+
+@scheduler_cli.command("run")
+def run_command():
+    """Run the periodic jobs until SIGTERM or Ctrl-C (the current job finishes first)."""
+    app = current_app._get_current_object()
+    scheduler = build_scheduler(app)
+
+    def stop(signum, _frame):
+        log.info("signal %s: finishing the current job, then stopping", signum)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"scheduler: {len(JOBS)} jobs: " + ", ".join(job.id for job in JOBS))
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        scheduler.shutdown(wait=True)
+    click.echo("scheduler stopped")
+
+
+@scheduler_cli.command("tick")
+def tick_command():
+    """Run every periodic job once, now, and exit."""
+    app = current_app._get_current_object()
+    failed = False
+    for job in JOBS:
+        count = run_job(app, job)
+        failed |= count is None
+        click.echo(f"{job.id}: {'failed' if count is None else count}")
+    if failed:
+        raise SystemExit(1)

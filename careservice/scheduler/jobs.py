@@ -1,0 +1,43 @@
+"""The explicit list of periodic jobs, and how one runs."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+
+from careservice.extensions import db
+from careservice.scheduling import jobs as scheduling
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    id: str
+    func: Callable[[], int]
+    every_seconds: int
+
+
+JOBS = (
+    PeriodicJob("mark_no_shows", scheduling.mark_no_shows, 300),
+    PeriodicJob("expire_care_requests", scheduling.expire_requests, 600),
+    PeriodicJob("extend_series", scheduling.extend_series, 3600),
+)
+
+
+def run_job(app: Flask, job: PeriodicJob) -> int | None:
+    """Run one job in its own app context; a failure is logged, never fatal."""
+    with app.app_context():
+        began = time.monotonic()
+        try:
+            count = job.func()
+        except Exception:
+            db.session.rollback()
+            log.exception("job %s failed", job.id)
+            return None
+        finally:
+            db.session.remove()
+        log.info("job %s: %s in %.2fs", job.id, count, time.monotonic() - began)
+        return count

@@ -1,0 +1,399 @@
+"""Booking, recording, rescheduling and the lifecycle of appointments.
+
+No double booking, whatever the concurrency: each unit of work takes the
+provider's and the resident's locks (PostgreSQL advisory locks; SQLite's
+IMMEDIATE transactions), checks for overlaps, and writes; on PostgreSQL the
+exclusion constraints of migration 0002 are the last guard. A loser gets 409
+`slot_unavailable`; deadlocks and serialization failures are retried first.
+"""
+
+import math
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from careservice.core import audit
+from careservice.core.auth import Actor
+from careservice.core.db import EXCLUSION_VIOLATION, advisory_locks, is_retryable, sqlstate
+from careservice.core.errors import (
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    SlotUnavailable,
+    field_error,
+)
+from careservice.core.models import Role
+from careservice.core.pagination import paginate
+from careservice.core.time import overlaps, utcnow, zone
+from careservice.extensions import db
+from careservice.people.models import Modality, Provider, Region, Resident
+from careservice.people.services import (
+    find_resident,
+    region_subtree_clause,
+    visible_residents_clause,
+)
+from careservice.scheduling.models import (
+    LIVE,
+    UPCOMING,
+    Appointment,
+    CareRequest,
+    RequestStatus,
+    ServiceType,
+    Status,
+)
+from careservice.scheduling.slots import (
+    Limits,
+    fits_availability,
+    offers,
+    session_span,
+    sessions_on_local_day,
+)
+
+CHECK_IN_OPENS = timedelta(minutes=60)
+PROVIDER_LOCK, RESIDENT_LOCK = 1, 2
+
+
+# Running a unit of work
+
+
+def run_unit(work: Callable[[], object]):
+    """Run `work` and commit; retry on deadlock or serialization failure; an
+    exclusion violation (the database refusing an overlap) is 409."""
+    retries = current_app.config["BOOKING_RETRIES"]
+    for attempt in range(retries + 1):
+        try:
+            result = work()
+            db.session.commit()
+            return result
+        except IntegrityError as error:
+            db.session.rollback()
+            if sqlstate(error) == EXCLUSION_VIOLATION:
+                raise SlotUnavailable("That time overlaps another session.") from None
+            raise
+        except StaleDataError:
+            db.session.rollback()
+            raise InvalidTransition("The appointment changed meanwhile; reload it.") from None
+        except DBAPIError as error:
+            db.session.rollback()
+            if not is_retryable(error):
+                raise
+            if attempt == retries:
+                raise SlotUnavailable("The slot is busy; try again.") from None
+    raise AssertionError("unreachable")
+
+
+# Who sees what
+
+
+def visible_clause(actor: Actor):
+    if actor.is_admin:
+        return sa.true()
+    if actor.is_provider:
+        return Appointment.provider_id == actor.provider_id
+    return visible_residents_clause(actor, Appointment.resident_id)
+
+
+def find_appointment(actor: Actor, appointment_id: int) -> Appointment:
+    query = sa.select(Appointment).where(Appointment.id == appointment_id, visible_clause(actor))
+    appointment = db.session.execute(query).scalar_one_or_none()
+    if appointment is None:
+        raise NotFound("No such appointment.")
+    return appointment
+
+
+def list_appointments(actor: Actor, *, provider_id=None, resident_id=None, region_id=None,
+                      status=None, start=None, end=None, limit=50, offset=0) -> dict:
+    query = sa.select(Appointment).where(visible_clause(actor))
+    if provider_id is not None:
+        query = query.where(Appointment.provider_id == provider_id)
+    if resident_id is not None:
+        query = query.where(Appointment.resident_id == resident_id)
+    if region_id is not None:
+        region = db.session.get(Region, region_id)
+        villages = (sa.select(Resident.id).join(Region, Resident.region_id == Region.id)
+                    .where(region_subtree_clause(region) if region else sa.false()))
+        query = query.where(Appointment.resident_id.in_(villages))
+    if status:
+        query = query.where(Appointment.status.in_(status))
+    if start is not None:
+        query = query.where(Appointment.start_at >= start)
+    if end is not None:
+        query = query.where(Appointment.start_at < end)
+    return paginate(query.order_by(Appointment.start_at, Appointment.id), limit, offset)
+
+
+# References in a request body: unknown or out of scope is 422 on the field.
+
+
+def body_resident(actor: Actor, resident_id: int) -> Resident:
+    try:
+        return find_resident(actor, resident_id)
+    except NotFound:
+        raise field_error("resident_id", "No such resident in your scope.") from None
+
+
+def body_provider(actor: Actor, provider_id: int) -> Provider:
+    provider = db.session.get(Provider, provider_id)
+    if provider is None:
+        raise field_error("provider_id", "No such provider.")
+    if actor.is_provider and provider.id != actor.provider_id:
+        raise Forbidden("Providers book only their own sessions.")
+    return provider
+
+
+def body_service_type(code: str) -> ServiceType:
+    service_type = db.session.execute(
+        sa.select(ServiceType).where(ServiceType.code == code)).scalar_one_or_none()
+    if service_type is None:
+        raise field_error("service_type", "No such service type.")
+    return service_type
+
+
+def check_may_book(actor: Actor) -> None:
+    if actor.role not in (Role.ADMIN, Role.COORDINATOR, Role.VHW, Role.CLINICIAN, Role.CAREGIVER):
+        raise Forbidden("This role may not book.")
+
+
+def check_provider_serves(provider: Provider, service_type: ServiceType, resident: Resident):
+    if not provider.active:
+        raise field_error("provider_id", "The provider is not active.")
+    if not offers(provider, service_type):
+        raise field_error("provider_id", "The provider does not offer this service.")
+    served = provider.service_regions
+    if served and not resident.region.is_within([region.path for region in served]):
+        raise field_error("provider_id", "The provider does not serve the resident's village.")
+
+
+# The guard
+
+
+def lock_parties(provider_id: int, resident_id: int, *more_providers: int) -> None:
+    keys = [(PROVIDER_LOCK, pid) for pid in (provider_id, *more_providers)]
+    advisory_locks(db.session, *keys, (RESIDENT_LOCK, resident_id))
+
+
+def find_clash(provider_id: int, resident_id: int, start: datetime, end: datetime,
+               block_end: datetime) -> str | None:
+    """Why the provider or the resident is busy then, or None."""
+    provider_busy = db.session.execute(
+        sa.select(Appointment.id).where(
+            Appointment.provider_id == provider_id, Appointment.status.in_(LIVE),
+            overlaps(Appointment.start_at, Appointment.block_end_at, start, block_end)).limit(1)
+    ).first()
+    if provider_busy:
+        return "The provider is already booked then."
+    resident_busy = db.session.execute(
+        sa.select(Appointment.id).where(
+            Appointment.resident_id == resident_id, Appointment.status.in_(LIVE),
+            overlaps(Appointment.start_at, Appointment.end_at, start, end)).limit(1)
+    ).first()
+    if resident_busy:
+        return "The resident already has a session then."
+    return None
+
+
+def travel_minutes(provider: Provider, village: Region, start: datetime) -> int | None:
+    """Minutes from the caregiver's previous visit that day (or home) to this village,
+    by great-circle distance at the configured speed."""
+    tz = zone(provider.timezone)
+    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    previous = db.session.execute(
+        sa.select(Region).join(Appointment, Appointment.visit_region_id == Region.id).where(
+            Appointment.provider_id == provider.id, Appointment.status.in_(LIVE),
+            Appointment.end_at <= start, Appointment.start_at >= day_start)
+        .order_by(Appointment.end_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    origin = previous or provider.home_region
+    if None in (origin.latitude, origin.longitude, village.latitude, village.longitude):
+        return None
+    km = great_circle_km(origin.latitude, origin.longitude, village.latitude, village.longitude)
+    return math.ceil(km / current_app.config["TRAVEL_SPEED_KMH"] * 60)
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(a))
+
+
+def new_join_url() -> str:
+    return current_app.config["JOIN_URL_TEMPLATE"].format(token=secrets.token_urlsafe(18))
+
+
+def place_appointment(actor: Actor, resident: Resident, provider: Provider,
+                      service_type: ServiceType, start: datetime, *, status=Status.BOOKED,
+                      recorded=False, check_calendar=True, series_id=None,
+                      rescheduled_from_id=None, notes=None) -> Appointment:
+    """Lock, check and add one appointment inside the caller's unit of work."""
+    duration, held = session_span(service_type)
+    end, block_end = start + duration, start + held
+    lock_parties(provider.id, resident.id)
+    if check_calendar:
+        limits = Limits.current()
+        if not limits.earliest <= start <= limits.latest:
+            raise SlotUnavailable("The start is outside the minimum notice or booking horizon.")
+        if not fits_availability(provider, service_type, start):
+            raise SlotUnavailable("The provider is not available then.")
+        if sessions_on_local_day(provider, start) >= provider.max_sessions_per_day:
+            raise SlotUnavailable("The provider's day is full.")
+    clash = find_clash(provider.id, resident.id, start, end, block_end)
+    if clash:
+        raise SlotUnavailable(clash)
+    appointment = Appointment(
+        resident=resident, provider=provider, service_type=service_type, start_at=start,
+        end_at=end, block_end_at=block_end, modality=service_type.modality, status=status,
+        recorded=recorded, booked_by_id=actor.user_id,
+        on_behalf=actor.provider_id != provider.id, series_id=series_id,
+        rescheduled_from_id=rescheduled_from_id, notes=notes,
+    )
+    if service_type.modality == Modality.VIDEO and not recorded:
+        appointment.join_url = new_join_url()
+    elif service_type.modality == Modality.HOME_VISIT:
+        appointment.visit_region = resident.region
+        appointment.travel_minutes = travel_minutes(provider, resident.region, start)
+    db.session.add(appointment)
+    db.session.flush()
+    return appointment
+
+
+def _take_care_request(actor: Actor, request_id: int, resident: Resident,
+                       service_type: ServiceType, start: datetime) -> CareRequest:
+    request = db.session.get(CareRequest, request_id)
+    if request is None or request.resident_id != resident.id:
+        raise field_error("care_request_id", "No such care request for this resident.")
+    if request.status != RequestStatus.OPEN:
+        raise field_error("care_request_id", f"The care request is {request.status}.")
+    if request.service_type_id != service_type.id:
+        raise field_error("care_request_id", "The care request is for another service.")
+    duration, _ = session_span(service_type)
+    if not (request.earliest <= start and start + duration <= request.latest):
+        raise field_error("start", "The session falls outside the care request's window.")
+    return request
+
+
+def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, service_type: str,
+                     start: datetime, care_request_id: int | None = None) -> Appointment:
+    check_may_book(actor)
+
+    def work():
+        resident = body_resident(actor, resident_id)
+        provider = body_provider(actor, provider_id)
+        kind = body_service_type(service_type)
+        check_provider_serves(provider, kind, resident)
+        request = (_take_care_request(actor, care_request_id, resident, kind, start)
+                   if care_request_id is not None else None)
+        appointment = place_appointment(actor, resident, provider, kind, start)
+        if request is not None:
+            request.status = RequestStatus.BOOKED
+            request.appointment_id = appointment.id
+        audit.record(actor, "appointment.book", "appointment", appointment.id,
+                     resident_id=resident.id, provider_id=provider.id)
+        return appointment
+
+    return run_unit(work)
+
+
+def record_session(actor: Actor, *, resident_id: int, provider_id: int, service_type: str,
+                   start: datetime, outcome: str, notes: str | None = None) -> Appointment:
+    """Log a session that already happened, so coverage counts it."""
+    if start >= utcnow():
+        raise field_error("start", "A recorded session must have started in the past.")
+    check_may_book(actor)
+
+    def work():
+        resident = body_resident(actor, resident_id)
+        provider = body_provider(actor, provider_id)
+        kind = body_service_type(service_type)
+        appointment = place_appointment(actor, resident, provider, kind, start,
+                                        status=Status(outcome), recorded=True,
+                                        check_calendar=False, notes=notes)
+        audit.record(actor, "appointment.record", "appointment", appointment.id,
+                     resident_id=resident.id, provider_id=provider.id, outcome=outcome)
+        return appointment
+
+    return run_unit(work)
+
+
+# Lifecycle
+
+
+def _check_action_allowed(actor: Actor, appointment: Appointment, target: Status) -> None:
+    if target in (Status.COMPLETED, Status.NO_SHOW) and actor.role == Role.VHW:
+        raise Forbidden("Only the provider, a coordinator or an admin record the outcome.")
+
+
+def _check_time_gate(appointment: Appointment, target: Status, now: datetime) -> None:
+    if target == Status.CHECKED_IN and not (
+            appointment.start_at - CHECK_IN_OPENS <= now < appointment.end_at):
+        raise InvalidTransition("Check-in is open from 60 minutes before the start until the end.")
+    if target == Status.NO_SHOW and now < appointment.start_at:
+        raise InvalidTransition("A no-show can be marked only after the start.")
+    if target == Status.CANCELLED and now >= appointment.start_at:
+        raise InvalidTransition("Only a session that has not started can be cancelled.")
+
+
+def change_status(actor: Actor, appointment_id: int, target: Status, *,
+                  reason: str | None = None) -> Appointment:
+    """Move an appointment to `target`: a compare-and-swap on its version."""
+
+    def work():
+        appointment = find_appointment(actor, appointment_id)
+        _check_action_allowed(actor, appointment, target)
+        appointment.check_transition(target)
+        now = utcnow()
+        _check_time_gate(appointment, target, now)
+        appointment.status = target
+        if target == Status.CHECKED_IN:
+            appointment.checked_in_at = now
+        if target == Status.CANCELLED:
+            appointment.cancel_reason = reason
+            appointment.cancelled_by_id = actor.user_id
+            _reopen_care_request(appointment, now)
+        audit.record(actor, f"appointment.{target}", "appointment", appointment.id)
+        return appointment
+
+    return run_unit(work)
+
+
+def _reopen_care_request(appointment: Appointment, now: datetime) -> None:
+    """A cancelled session does not end the need behind it: its request reopens."""
+    db.session.execute(
+        sa.update(CareRequest)
+        .where(CareRequest.appointment_id == appointment.id, CareRequest.latest > now)
+        .values(status=RequestStatus.OPEN, appointment_id=None)
+    )
+
+
+def reschedule(actor: Actor, appointment_id: int, *, start: datetime,
+               provider_id: int | None = None) -> Appointment:
+    """Book the new time and cancel the old, in one transaction."""
+
+    def work():
+        old = find_appointment(actor, appointment_id)
+        if old.status not in UPCOMING:
+            raise InvalidTransition(f"A {old.status} appointment cannot be rescheduled.")
+        if utcnow() >= old.start_at:
+            raise InvalidTransition("Only a session that has not started can be rescheduled.")
+        provider = old.provider if provider_id is None else body_provider(actor, provider_id)
+        check_provider_serves(provider, old.service_type, old.resident)
+        lock_parties(provider.id, old.resident_id, old.provider_id)
+        old.status = Status.CANCELLED
+        old.cancel_reason = "rescheduled"
+        old.cancelled_by_id = actor.user_id
+        db.session.flush()
+        new = place_appointment(actor, old.resident, provider, old.service_type, start,
+                                series_id=old.series_id, rescheduled_from_id=old.id)
+        db.session.execute(sa.update(CareRequest).where(CareRequest.appointment_id == old.id)
+                           .values(appointment_id=new.id))
+        audit.record(actor, "appointment.reschedule", "appointment", new.id,
+                     rescheduled_from_id=old.id)
+        return new
+
+    return run_unit(work)
+

@@ -1,0 +1,1 @@
+"""HTTP for scheduling: one module per resource."""

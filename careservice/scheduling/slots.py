@@ -1,0 +1,144 @@
+"""Free slots: availability windows, minus what is booked, on a grid."""
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from careservice.core.errors import ValidationFailed
+from careservice.core.time import overlaps, utcnow, zone
+from careservice.extensions import db
+from careservice.people.models import Provider
+from careservice.scheduling.availability import Window, working_windows
+from careservice.scheduling.models import (
+    LIVE,
+    Appointment,
+    AvailabilityException,
+    AvailabilityRule,
+    ServiceType,
+)
+
+MAX_RANGE = timedelta(days=62)
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Booking limits from settings, fixed at one `now`."""
+
+    earliest: datetime
+    latest: datetime
+    step: int  # minutes; 0 means duration + buffer
+
+    @classmethod
+    def current(cls, now: datetime | None = None) -> "Limits":
+        config = current_app.config
+        now = now or utcnow()
+        return cls(earliest=now + timedelta(minutes=config["MIN_NOTICE_MINUTES"]),
+                   latest=now + timedelta(days=config["BOOKING_HORIZON_DAYS"]),
+                   step=config["SLOT_STEP_MINUTES"])
+
+
+def offers(provider: Provider, service_type: ServiceType) -> bool:
+    """The provider does this kind of session: modality and skill."""
+    return (service_type.modality in provider.modalities
+            and (not service_type.required_skill or service_type.required_skill in provider.skills))
+
+
+def session_span(service_type: ServiceType) -> tuple[timedelta, timedelta]:
+    """(duration, duration + buffer): the session, and how long it holds the provider."""
+    duration = timedelta(minutes=service_type.duration_minutes)
+    return duration, duration + timedelta(minutes=service_type.buffer_minutes)
+
+
+def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, service_type,
+                  start: datetime, end: datetime, limits: Limits) -> list[Slot]:
+    """Free starts in [start, end) for a service.
+
+    `busy` is [(start, block_end)] of the provider's live appointments. Starts
+    lie on a grid from each window's start; the session and its buffer fit
+    inside the window; days at the provider's cap offer nothing.
+    """
+    duration, held = session_span(service_type)
+    step = timedelta(minutes=limits.step) if limits.step else held
+    tz = zone(timezone)
+    per_day = Counter(b_start.astimezone(tz).date() for b_start, _ in busy)
+    busy = sorted(busy)
+    slots: list[Slot] = []
+    for window in windows:
+        candidate = window.start
+        while candidate + held <= window.end:
+            if (start <= candidate < end
+                    and per_day[candidate.astimezone(tz).date()] < cap
+                    and limits.earliest <= candidate <= limits.latest
+                    and not any(overlaps(candidate, candidate + held, b_start, b_end)
+                                for b_start, b_end in busy)):
+                slots.append(Slot(candidate, candidate + duration))
+            candidate += step
+    slots.sort(key=lambda slot: slot.start)
+    return [slot for i, slot in enumerate(slots) if i == 0 or slot.start != slots[i - 1].start]
+
+
+def load_calendar(provider_id: int, start: datetime, end: datetime):
+    """(rules, exceptions, busy) of one provider around [start, end)."""
+    margin = timedelta(days=1)
+    rules = db.session.execute(
+        sa.select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
+    ).scalars().all()
+    exceptions = db.session.execute(
+        sa.select(AvailabilityException).where(
+            AvailabilityException.provider_id == provider_id,
+            overlaps(AvailabilityException.start_at, AvailabilityException.end_at,
+                     start - margin, end + margin))
+    ).scalars().all()
+    busy = db.session.execute(
+        sa.select(Appointment.start_at, Appointment.block_end_at).where(
+            Appointment.provider_id == provider_id,
+            Appointment.status.in_(LIVE),
+            overlaps(Appointment.start_at, Appointment.block_end_at,
+                     start - 2 * margin, end + 2 * margin))
+    ).all()
+    return rules, exceptions, [tuple(row) for row in busy]
+
+
+def free_slots(provider: Provider, service_type: ServiceType, start: datetime, end: datetime,
+               limits: Limits | None = None) -> list[Slot]:
+    if end <= start:
+        raise ValidationFailed({"to": ["Must be after from."]})
+    if end - start > MAX_RANGE:
+        raise ValidationFailed({"to": [f"At most {MAX_RANGE.days} days after from."]})
+    if not provider.active or not offers(provider, service_type):
+        return []
+    rules, exceptions, busy = load_calendar(provider.id, start, end)
+    windows = working_windows(provider.timezone, rules, exceptions, start, end)
+    return compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
+                         windows=windows, busy=busy, service_type=service_type,
+                         start=start, end=end, limits=limits or Limits.current())
+
+
+def fits_availability(provider: Provider, service_type: ServiceType, start: datetime) -> bool:
+    """A session starting then, with its buffer, lies inside one working window."""
+    _, held = session_span(service_type)
+    rules, exceptions, _ = load_calendar(provider.id, start, start + held)
+    windows = working_windows(provider.timezone, rules, exceptions, start, start + held)
+    return any(w.start <= start and start + held <= w.end for w in windows)
+
+
+def sessions_on_local_day(provider: Provider, start: datetime) -> int:
+    """Live appointments of the provider on the local day of `start`."""
+    tz = zone(provider.timezone)
+    day = start.astimezone(tz).date()
+    day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    day_end = day_start + timedelta(days=1)
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(Appointment).where(
+            Appointment.provider_id == provider.id, Appointment.status.in_(LIVE),
+            Appointment.start_at >= day_start, Appointment.start_at < day_end)
+    ).scalar_one()
