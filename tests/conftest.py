@@ -245,3 +245,29 @@ def world(create_region, create_resident, create_provider, create_user):
         "caregiver": create_user("caregiver", provider=w.caregiver_a, username="caregiver"),
     }
     return w
+
+
+@pytest.fixture
+def set_availability():
+    """Weekly rules for a provider: by default every day 08:00-18:00 local."""
+    from datetime import time
+
+    from careservice.scheduling import availability
+
+    def make(provider, weekdays=range(7), start=time(8), end=time(18), **extra):
+        rules = [{"weekday": day, "start": start, "end": end, **extra} for day in weekdays]
+        return availability.replace_rules(SYSTEM, provider.id, rules)
+
+    return make
+
+
+@pytest.fixture
+def create_appointment():
+    """Book through the real booking code (locks, checks), as the system."""
+    from careservice.scheduling import booking
+
+    def make(resident, provider, start, service_type="gp_consult", actor=SYSTEM, **extra):
+        return booking.book_appointment(actor, resident_id=resident.id, provider_id=provider.id,
+                                        service_type=service_type, start=start, **extra)
+
+    return make
