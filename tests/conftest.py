@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from flask import has_app_context
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
@@ -78,7 +79,9 @@ class PerRequestClient(FlaskClient):
 
     def open(self, *args, **kwargs):
         # End the test's own transaction first: on SQLite it holds the write lock.
-        db.session.rollback()
+        # (A request from another thread has no app context here, and nothing to end.)
+        if has_app_context():
+            db.session.rollback()
         with self.application.app_context():
             return super().open(*args, **kwargs)
 
