@@ -80,10 +80,15 @@ class PerRequestClient(FlaskClient):
     def open(self, *args, **kwargs):
         # End the test's own transaction first: on SQLite it holds the write lock.
         # (A request from another thread has no app context here, and nothing to end.)
-        if has_app_context():
+        outer = has_app_context()
+        if outer:
             db.session.rollback()
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
+        try:
+            with self.application.app_context():
+                return super().open(*args, **kwargs)
+        finally:
+            if outer:  # the request may have changed what the test holds
+                db.session.expire_all()
 
 
 @pytest.fixture(scope="session")

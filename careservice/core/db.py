@@ -57,5 +57,6 @@ def advisory_locks(session, *keys: tuple[int, int]) -> None:
     transaction there begins IMMEDIATE and so already holds the write lock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for namespace, key in sorted(set(keys)):
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(namespace, key)))
+    # One round trip; PostgreSQL evaluates a select list left to right.
+    session.execute(sa.select(*(sa.func.pg_advisory_xact_lock(namespace, key)
+                                for namespace, key in sorted(set(keys)))))

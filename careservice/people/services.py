@@ -10,6 +10,7 @@ import secrets
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from careservice.core import audit
 from careservice.core.auth import Actor
@@ -184,6 +185,7 @@ def find_resident(actor: Actor, resident_id: int) -> Resident:
     """A resident the actor may see; anything else is not found."""
     resident = db.session.execute(
         _resident_query(actor).where(Resident.id == resident_id)
+        .options(joinedload(Resident.region))
     ).scalar_one_or_none()
     if resident is None:
         raise NotFound("No such resident.")

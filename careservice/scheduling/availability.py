@@ -103,21 +103,22 @@ def delete_exception(actor: Actor, provider_id: int, exception_id: int) -> None:
 
 @dataclass(frozen=True)
 class Window:
-    """A stretch of working time: [start, end) in UTC, from a local day."""
+    """A stretch of working time, [start, end) in UTC."""
 
     start: datetime
     end: datetime
-    local_day: date
 
 
 def working_windows(tz_name: str, rules, exceptions, start: datetime,
                     end: datetime) -> list[Window]:
     """The provider's working windows meeting [start, end): weekly rules on
-    each local day, plus extra hours, minus time off. Wall-clock rule times
-    keep their local meaning across daylight-saving changes; a rule edge that
-    falls in a skipped hour moves to the first real instant after it."""
+    each local day plus extra hours, merged where they touch. Wall-clock rule
+    times keep their local meaning across daylight-saving changes; a rule edge
+    that falls in a skipped hour moves to the first real instant after it.
+    Time off is not cut out here: it blocks sessions like a booking does (see
+    `time_off`), so the grid of starts stays anchored to the window's start."""
     tz = zone(tz_name)
-    windows: list[Window] = []
+    spans: list[tuple[datetime, datetime]] = []
     day = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date()
     while day <= last:
@@ -126,15 +127,21 @@ def working_windows(tz_name: str, rules, exceptions, start: datetime,
                 opens = _first_real_instant(day, rule.start_time, tz)
                 closes = _first_real_instant(day, rule.end_time, tz)
                 if opens < closes and overlaps(opens, closes, start, end):
-                    windows.append(Window(opens, closes, day))
+                    spans.append((opens, closes))
         day += timedelta(days=1)
-    for exception in exceptions:
-        if exception.kind == ExceptionKind.EXTRA and overlaps(exception.start_at, exception.end_at,
-                                                              start, end):
-            windows.append(Window(exception.start_at, exception.end_at,
-                                  exception.start_at.astimezone(tz).date()))
-    time_off = [(e.start_at, e.end_at) for e in exceptions if e.kind == ExceptionKind.UNAVAILABLE]
-    return sorted(_subtract(windows, time_off), key=lambda w: w.start)
+    spans += [(e.start_at, e.end_at) for e in exceptions
+              if e.kind == ExceptionKind.EXTRA and overlaps(e.start_at, e.end_at, start, end)]
+    merged: list[Window] = []
+    for opens, closes in sorted(spans):
+        if merged and opens <= merged[-1].end:
+            merged[-1] = Window(merged[-1].start, max(merged[-1].end, closes))
+        else:
+            merged.append(Window(opens, closes))
+    return merged
+
+
+def time_off(exceptions) -> list[tuple[datetime, datetime]]:
+    return [(e.start_at, e.end_at) for e in exceptions if e.kind == ExceptionKind.UNAVAILABLE]
 
 
 def _first_real_instant(day: date, wall, tz) -> datetime:
@@ -145,17 +152,3 @@ def _first_real_instant(day: date, wall, tz) -> datetime:
         instant = local_to_utc(step.date(), step.time(), tz)
     return instant
 
-
-def _subtract(windows: list[Window], holes: list[tuple[datetime, datetime]]) -> list[Window]:
-    for hole_start, hole_end in holes:
-        remaining = []
-        for w in windows:
-            if not overlaps(w.start, w.end, hole_start, hole_end):
-                remaining.append(w)
-                continue
-            if w.start < hole_start:
-                remaining.append(Window(w.start, hole_start, w.local_day))
-            if hole_end < w.end:
-                remaining.append(Window(hole_end, w.end, w.local_day))
-        windows = remaining
-    return windows

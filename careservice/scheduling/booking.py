@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from careservice.core import audit
@@ -51,7 +52,6 @@ from careservice.scheduling.slots import (
     fits_availability,
     offers,
     session_span,
-    sessions_on_local_day,
 )
 
 CHECK_IN_OPENS = timedelta(minutes=60)
@@ -138,11 +138,12 @@ def body_resident(actor: Actor, resident_id: int) -> Resident:
 
 
 def body_provider(actor: Actor, provider_id: int) -> Provider:
-    provider = db.session.get(Provider, provider_id)
+    provider = db.session.get(Provider, provider_id,
+                              options=[joinedload(Provider.service_regions)])
     if provider is None:
         raise field_error("provider_id", "No such provider.")
     if actor.is_provider and provider.id != actor.provider_id:
-        raise Forbidden("Providers book only their own sessions.")
+        raise field_error("provider_id", "Providers book and record only their own sessions.")
     return provider
 
 
@@ -177,23 +178,35 @@ def lock_parties(provider_id: int, resident_id: int, *more_providers: int) -> No
     advisory_locks(db.session, *keys, (RESIDENT_LOCK, resident_id))
 
 
-def find_clash(provider_id: int, resident_id: int, start: datetime, end: datetime,
-               block_end: datetime) -> str | None:
-    """Why the provider or the resident is busy then, or None."""
-    provider_busy = db.session.execute(
-        sa.select(Appointment.id).where(
-            Appointment.provider_id == provider_id, Appointment.status.in_(LIVE),
-            overlaps(Appointment.start_at, Appointment.block_end_at, start, block_end)).limit(1)
-    ).first()
+def find_refusal(provider: Provider, resident_id: int, start: datetime, end: datetime,
+                 block_end: datetime, *, check_cap: bool) -> str | None:
+    """Why the provider or the resident cannot take this session, or None.
+
+    One query answers all three questions (the provider's sessions that day,
+    an overlap with the provider's sessions and buffers, an overlap with the
+    resident's sessions), since every booking pays for it under the lock.
+    """
+    tz = zone(provider.timezone)
+    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    day_end = day_start + timedelta(days=1)
+    mine = Appointment.provider_id == provider.id
+    theirs = Appointment.resident_id == resident_id
+    on_day = mine & (Appointment.start_at >= day_start) & (Appointment.start_at < day_end)
+    provider_clash = mine & overlaps(Appointment.start_at, Appointment.block_end_at,
+                                     start, block_end)
+    resident_clash = theirs & overlaps(Appointment.start_at, Appointment.end_at, start, end)
+    flag = lambda condition: sa.func.coalesce(sa.func.max(sa.case((condition, 1), else_=0)), 0)  # noqa: E731
+    sessions_that_day, provider_busy, resident_busy = db.session.execute(
+        sa.select(sa.func.count().filter(on_day), flag(provider_clash), flag(resident_clash))
+        .where(Appointment.status.in_(LIVE),
+               sa.or_(on_day, provider_clash, resident_clash))
+    ).one()
     if provider_busy:
         return "The provider is already booked then."
-    resident_busy = db.session.execute(
-        sa.select(Appointment.id).where(
-            Appointment.resident_id == resident_id, Appointment.status.in_(LIVE),
-            overlaps(Appointment.start_at, Appointment.end_at, start, end)).limit(1)
-    ).first()
     if resident_busy:
         return "The resident already has a session then."
+    if check_cap and sessions_that_day >= provider.max_sessions_per_day:
+        return "The provider's day is full."
     return None
 
 
@@ -240,11 +253,10 @@ def place_appointment(actor: Actor, resident: Resident, provider: Provider,
             raise SlotUnavailable("The start is outside the minimum notice or booking horizon.")
         if not fits_availability(provider, service_type, start):
             raise SlotUnavailable("The provider is not available then.")
-        if sessions_on_local_day(provider, start) >= provider.max_sessions_per_day:
-            raise SlotUnavailable("The provider's day is full.")
-    clash = find_clash(provider.id, resident.id, start, end, block_end)
-    if clash:
-        raise SlotUnavailable(clash)
+    refusal = find_refusal(provider, resident.id, start, end, block_end,
+                           check_cap=check_calendar)
+    if refusal:
+        raise SlotUnavailable(refusal)
     appointment = Appointment(
         resident=resident, provider=provider, service_type=service_type, start_at=start,
         end_at=end, block_end_at=block_end, modality=service_type.modality, status=status,

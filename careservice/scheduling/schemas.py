@@ -10,7 +10,7 @@ from careservice.core.pagination import page_schema
 from careservice.core.schemas import InSchema, QuerySchema
 from careservice.people.models import Modality
 from careservice.people.schemas import one_of
-from careservice.scheduling.models import ExceptionKind, Status, Urgency
+from careservice.scheduling.models import ExceptionKind, RequestStatus, Status, Urgency
 
 CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="A lower_snake_case code.")
 
@@ -252,7 +252,7 @@ class CareRequestOut(Schema):
 
 class CareRequestQuery(QuerySchema):
     resident_id = fields.Integer()
-    status = DelimitedList(fields.String())
+    status = DelimitedList(fields.String(validate=one_of(RequestStatus)))
     urgency = DelimitedList(fields.String(validate=one_of(Urgency)))
 
 

@@ -11,7 +11,7 @@ from careservice.core.errors import ValidationFailed
 from careservice.core.time import overlaps, utcnow, zone
 from careservice.extensions import db
 from careservice.people.models import Provider
-from careservice.scheduling.availability import Window, working_windows
+from careservice.scheduling.availability import Window, time_off, working_windows
 from careservice.scheduling.models import (
     LIVE,
     Appointment,
@@ -59,18 +59,19 @@ def session_span(service_type: ServiceType) -> tuple[timedelta, timedelta]:
 
 
 def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, service_type,
-                  start: datetime, end: datetime, limits: Limits) -> list[Slot]:
+                  start: datetime, end: datetime, limits: Limits, blocked=()) -> list[Slot]:
     """Free starts in [start, end) for a service.
 
-    `busy` is [(start, block_end)] of the provider's live appointments. Starts
-    lie on a grid from each window's start; the session and its buffer fit
-    inside the window; days at the provider's cap offer nothing.
+    `busy` is [(start, block_end)] of the provider's live appointments, and
+    `blocked` their time off. Starts lie on a grid from each window's start;
+    the session and its buffer fit inside the window; days at the provider's
+    cap offer nothing.
     """
     duration, held = session_span(service_type)
     step = timedelta(minutes=limits.step) if limits.step else held
     tz = zone(timezone)
     per_day = Counter(b_start.astimezone(tz).date() for b_start, _ in busy)
-    busy = sorted(busy)
+    busy = sorted([*busy, *blocked])
     slots: list[Slot] = []
     for window in windows:
         candidate = window.start
@@ -86,8 +87,7 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     return [slot for i, slot in enumerate(slots) if i == 0 or slot.start != slots[i - 1].start]
 
 
-def load_calendar(provider_id: int, start: datetime, end: datetime):
-    """(rules, exceptions, busy) of one provider around [start, end)."""
+def load_exceptions_and_rules(provider_id: int, start: datetime, end: datetime):
     margin = timedelta(days=1)
     rules = db.session.execute(
         sa.select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
@@ -98,14 +98,19 @@ def load_calendar(provider_id: int, start: datetime, end: datetime):
             overlaps(AvailabilityException.start_at, AvailabilityException.end_at,
                      start - margin, end + margin))
     ).scalars().all()
-    busy = db.session.execute(
+    return rules, exceptions
+
+
+def load_busy(provider_id: int, start: datetime, end: datetime) -> list[tuple]:
+    """(start, block_end) of the provider's live appointments around [start, end)."""
+    margin = timedelta(days=2)
+    return [tuple(row) for row in db.session.execute(
         sa.select(Appointment.start_at, Appointment.block_end_at).where(
             Appointment.provider_id == provider_id,
             Appointment.status.in_(LIVE),
             overlaps(Appointment.start_at, Appointment.block_end_at,
-                     start - 2 * margin, end + 2 * margin))
-    ).all()
-    return rules, exceptions, [tuple(row) for row in busy]
+                     start - margin, end + margin))
+    ).all()]
 
 
 def free_slots(provider: Provider, service_type: ServiceType, start: datetime, end: datetime,
@@ -116,29 +121,20 @@ def free_slots(provider: Provider, service_type: ServiceType, start: datetime, e
         raise ValidationFailed({"to": [f"At most {MAX_RANGE.days} days after from."]})
     if not provider.active or not offers(provider, service_type):
         return []
-    rules, exceptions, busy = load_calendar(provider.id, start, end)
+    rules, exceptions = load_exceptions_and_rules(provider.id, start, end)
     windows = working_windows(provider.timezone, rules, exceptions, start, end)
     return compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
-                         windows=windows, busy=busy, service_type=service_type,
+                         windows=windows, busy=load_busy(provider.id, start, end),
+                         blocked=time_off(exceptions), service_type=service_type,
                          start=start, end=end, limits=limits or Limits.current())
 
 
 def fits_availability(provider: Provider, service_type: ServiceType, start: datetime) -> bool:
-    """A session starting then, with its buffer, lies inside one working window."""
+    """A session starting then, with its buffer, lies inside one working window
+    and clear of time off."""
     _, held = session_span(service_type)
-    rules, exceptions, _ = load_calendar(provider.id, start, start + held)
+    rules, exceptions = load_exceptions_and_rules(provider.id, start, start + held)
     windows = working_windows(provider.timezone, rules, exceptions, start, start + held)
-    return any(w.start <= start and start + held <= w.end for w in windows)
-
-
-def sessions_on_local_day(provider: Provider, start: datetime) -> int:
-    """Live appointments of the provider on the local day of `start`."""
-    tz = zone(provider.timezone)
-    day = start.astimezone(tz).date()
-    day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
-    day_end = day_start + timedelta(days=1)
-    return db.session.execute(
-        sa.select(sa.func.count()).select_from(Appointment).where(
-            Appointment.provider_id == provider.id, Appointment.status.in_(LIVE),
-            Appointment.start_at >= day_start, Appointment.start_at < day_end)
-    ).scalar_one()
+    return (any(w.start <= start and start + held <= w.end for w in windows)
+            and not any(overlaps(start, start + held, off_start, off_end)
+                        for off_start, off_end in time_off(exceptions)))
