@@ -22,6 +22,7 @@ from careservice.core import audit
 from careservice.core.auth import Actor
 from careservice.core.db import EXCLUSION_VIOLATION, advisory_locks, is_retryable, sqlstate
 from careservice.core.errors import (
+    Conflict,
     Forbidden,
     InvalidTransition,
     NotFound,
@@ -84,6 +85,9 @@ def run_unit(work: Callable[[], object]):
                 raise
             if attempt == retries:
                 raise SlotUnavailable("The slot is busy; try again.") from None
+        except BaseException:
+            db.session.rollback()
+            raise
     raise AssertionError("unreachable")
 
 
@@ -302,8 +306,15 @@ def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, servic
                    if care_request_id is not None else None)
         appointment = place_appointment(actor, resident, provider, kind, start)
         if request is not None:
-            request.status = RequestStatus.BOOKED
-            request.appointment_id = appointment.id
+            # Compare-and-swap: of two bookings racing for one request, one links it.
+            taken = db.session.execute(
+                sa.update(CareRequest)
+                .where(CareRequest.id == request.id, CareRequest.status == RequestStatus.OPEN)
+                .values(status=RequestStatus.BOOKED, appointment_id=appointment.id,
+                        updated_at=utcnow())
+                .execution_options(synchronize_session="fetch")).rowcount
+            if not taken:
+                raise Conflict("The care request was booked meanwhile.")
         audit.record(actor, "appointment.book", "appointment", appointment.id,
                      resident_id=resident.id, provider_id=provider.id)
         return appointment

@@ -1,6 +1,7 @@
 """Recurring sessions from an RFC 5545 RRULE, booked a few weeks ahead."""
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
@@ -33,15 +34,27 @@ from careservice.scheduling.models import (
 
 ALLOWED_FREQUENCIES = {DAILY, WEEKLY, MONTHLY, YEARLY}
 MAX_OCCURRENCES_PER_EXPANSION = 400
+UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 
 
-def parse_rrule(text: str, local_start: datetime):
-    """A dateutil rule anchored at the local (naive) start; 422 on `rrule` if unusable."""
+def _local_until(stamp: str, tz) -> str:
+    instant = datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    return instant.astimezone(tz).strftime("%Y%m%dT%H%M%S")
+
+
+def parse_rrule(text: str, local_start: datetime, tz):
+    """A dateutil rule anchored at the local (naive) start; 422 on `rrule` if unusable.
+
+    The rule runs on the wall clock of `tz`, so 09:00 stays 09:00 across
+    daylight-saving changes; a UTC UNTIL (RFC 5545's form when the start has
+    an offset) is turned into that wall clock first.
+    """
     body = text.strip()
     if body.upper().startswith("RRULE:"):
         body = body[6:]
     if not body or "DTSTART" in body.upper() or "\n" in body:
         raise field_error("rrule", "Give one RRULE, e.g. FREQ=WEEKLY;BYDAY=TU;COUNT=8.")
+    body = UTC_UNTIL.sub(lambda match: "UNTIL=" + _local_until(match.group(1), tz), body)
     try:
         rule = rrulestr(body, dtstart=local_start)
     except (ValueError, TypeError) as error:
@@ -77,17 +90,19 @@ def expand(actor: Actor, series: Series, until: datetime) -> tuple[list, list]:
     savepoint; the ones that cannot be booked are stored as conflicts."""
     tz = zone(series.timezone)
     local_start = series.start_at.astimezone(tz).replace(tzinfo=None)
-    rule = parse_rrule(series.rrule, local_start)
-    after = series.expanded_until
+    rule = parse_rrule(series.rrule, local_start, tz)
+    # Resume after what was expanded before, and never look into the past:
+    # an occurrence missed while no scheduler ran is gone, not a conflict.
+    resume = max(filter(None, (series.expanded_until, utcnow())))
+    first = max(local_start, resume.astimezone(tz).replace(tzinfo=None))
     booked, conflicts = [], []
-    for local in rule.xafter(local_start, count=MAX_OCCURRENCES_PER_EXPANSION, inc=True):
+    for local in rule.xafter(first, count=MAX_OCCURRENCES_PER_EXPANSION,
+                             inc=first == local_start):
         start = as_utc(local.replace(tzinfo=tz))
         if start.astimezone(tz).replace(tzinfo=None) != local:
             start, reason = None, "That local time does not exist (daylight-saving change)."
         if start is not None and start > until:
             break
-        if start is not None and after is not None and start <= after:
-            continue
         if start is None:
             conflicts.append(_conflict(series, as_utc(local.replace(tzinfo=tz)), reason))
             continue
@@ -125,7 +140,8 @@ def create_series(actor: Actor, *, resident_id: int, provider_id: int, service_t
         provider = body_provider(actor, provider_id)
         kind = body_service_type(service_type)
         check_provider_serves(provider, kind, resident)
-        parse_rrule(rrule, start.astimezone(zone(provider.timezone)).replace(tzinfo=None))
+        tz = zone(provider.timezone)
+        parse_rrule(rrule, start.astimezone(tz).replace(tzinfo=None), tz)
         series = Series(resident=resident, provider=provider, service_type=kind, start_at=start,
                         rrule=rrule.strip(), timezone=provider.timezone,
                         booked_by_id=actor.user_id, on_behalf=actor.provider_id != provider.id)
