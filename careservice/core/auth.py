@@ -8,7 +8,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cache, wraps
 
 import sqlalchemy as sa
 from flask import g, request
@@ -22,7 +22,7 @@ from careservice.core.models import (
     User,
     user_regions,
 )
-from careservice.core.time import utcnow
+from careservice.core.time import UTCDateTime, utcnow
 from careservice.extensions import db
 
 
@@ -93,19 +93,27 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def actor_for_token(token: str, request_id: str | None = None) -> Actor | None:
-    """The actor a live token belongs to, in one query (every request pays for it)."""
+@cache
+def _actor_query() -> sa.Select:
+    """Built once: every request runs it."""
     regions = db.metadata.tables["regions"]
-    rows = db.session.execute(
+    return (
         sa.select(User.id, User.username, User.role, User.provider_id, regions.c.id,
                   regions.c.path)
         .join(ApiToken, ApiToken.user_id == User.id)
         .outerjoin(user_regions, user_regions.c.user_id == User.id)
         .outerjoin(regions, regions.c.id == user_regions.c.region_id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
-               ApiToken.expires_at > utcnow(), User.active.is_(True))
+        .where(ApiToken.token_hash == sa.bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+               ApiToken.expires_at > sa.bindparam("now", type_=UTCDateTime),
+               User.active.is_(True))
         .order_by(regions.c.id)
-    ).all()
+    )
+
+
+def actor_for_token(token: str, request_id: str | None = None) -> Actor | None:
+    """The actor a live token belongs to, in one query (every request pays for it)."""
+    rows = db.session.execute(
+        _actor_query(), {"token_hash": hash_token(token), "now": utcnow()}).all()
     if not rows:
         return None
     user_id, username, role, provider_id = rows[0][:4]

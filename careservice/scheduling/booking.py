@@ -11,6 +11,7 @@ import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app
@@ -31,7 +32,7 @@ from careservice.core.errors import (
 )
 from careservice.core.models import Role
 from careservice.core.pagination import paginate
-from careservice.core.time import overlaps, utcnow, zone
+from careservice.core.time import UTCDateTime, overlaps, utcnow, zone
 from careservice.extensions import db
 from careservice.people.models import Modality, Provider, Region, Resident
 from careservice.people.services import (
@@ -182,6 +183,27 @@ def lock_parties(provider_id: int, resident_id: int, *more_providers: int) -> No
     advisory_locks(db.session, *keys, (RESIDENT_LOCK, resident_id))
 
 
+@cache
+def _refusal_query() -> sa.Select:
+    """Built once: the statement is the same for every booking, only values change."""
+    param = sa.bindparam
+    start, end = param("start", type_=UTCDateTime), param("end", type_=UTCDateTime)
+    block_end = param("block_end", type_=UTCDateTime)
+    mine = Appointment.provider_id == param("provider_id")
+    theirs = Appointment.resident_id == param("resident_id")
+    on_day = (mine & (Appointment.start_at >= param("day_start", type_=UTCDateTime))
+              & (Appointment.start_at < param("day_end", type_=UTCDateTime)))
+    provider_clash = mine & overlaps(Appointment.start_at, Appointment.block_end_at,
+                                     start, block_end)
+    resident_clash = theirs & overlaps(Appointment.start_at, Appointment.end_at, start, end)
+
+    def flag(condition):
+        return sa.func.coalesce(sa.func.max(sa.case((condition, 1), else_=0)), 0)
+
+    return (sa.select(sa.func.count().filter(on_day), flag(provider_clash), flag(resident_clash))
+            .where(Appointment.status.in_(LIVE), sa.or_(on_day, provider_clash, resident_clash)))
+
+
 def find_refusal(provider: Provider, resident_id: int, start: datetime, end: datetime,
                  block_end: datetime, *, check_cap: bool) -> str | None:
     """Why the provider or the resident cannot take this session, or None.
@@ -192,18 +214,10 @@ def find_refusal(provider: Provider, resident_id: int, start: datetime, end: dat
     """
     tz = zone(provider.timezone)
     day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
-    day_end = day_start + timedelta(days=1)
-    mine = Appointment.provider_id == provider.id
-    theirs = Appointment.resident_id == resident_id
-    on_day = mine & (Appointment.start_at >= day_start) & (Appointment.start_at < day_end)
-    provider_clash = mine & overlaps(Appointment.start_at, Appointment.block_end_at,
-                                     start, block_end)
-    resident_clash = theirs & overlaps(Appointment.start_at, Appointment.end_at, start, end)
-    flag = lambda condition: sa.func.coalesce(sa.func.max(sa.case((condition, 1), else_=0)), 0)  # noqa: E731
     sessions_that_day, provider_busy, resident_busy = db.session.execute(
-        sa.select(sa.func.count().filter(on_day), flag(provider_clash), flag(resident_clash))
-        .where(Appointment.status.in_(LIVE),
-               sa.or_(on_day, provider_clash, resident_clash))
+        _refusal_query(), {"provider_id": provider.id, "resident_id": resident_id,
+                           "start": start, "end": end, "block_end": block_end,
+                           "day_start": day_start, "day_end": day_start + timedelta(days=1)}
     ).one()
     if provider_busy:
         return "The provider is already booked then."

@@ -3,12 +3,13 @@
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app
 
 from careservice.core.errors import ValidationFailed
-from careservice.core.time import overlaps, utcnow, zone
+from careservice.core.time import UTCDateTime, overlaps, utcnow, zone
 from careservice.extensions import db
 from careservice.people.models import Provider
 from careservice.scheduling.availability import Window, time_off, working_windows
@@ -87,17 +88,25 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     return [slot for i, slot in enumerate(slots) if i == 0 or slot.start != slots[i - 1].start]
 
 
+@cache
+def _calendar_queries() -> tuple[sa.Select, sa.Select]:
+    """Built once: every booking runs both."""
+    provider_id = sa.bindparam("provider_id")
+    rules = sa.select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
+    exceptions = sa.select(AvailabilityException).where(
+        AvailabilityException.provider_id == provider_id,
+        overlaps(AvailabilityException.start_at, AvailabilityException.end_at,
+                 sa.bindparam("start", type_=UTCDateTime), sa.bindparam("end", type_=UTCDateTime)))
+    return rules, exceptions
+
+
 def load_exceptions_and_rules(provider_id: int, start: datetime, end: datetime):
     margin = timedelta(days=1)
-    rules = db.session.execute(
-        sa.select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
-    ).scalars().all()
-    exceptions = db.session.execute(
-        sa.select(AvailabilityException).where(
-            AvailabilityException.provider_id == provider_id,
-            overlaps(AvailabilityException.start_at, AvailabilityException.end_at,
-                     start - margin, end + margin))
-    ).scalars().all()
+    rules_query, exceptions_query = _calendar_queries()
+    rules = db.session.execute(rules_query, {"provider_id": provider_id}).scalars().all()
+    exceptions = db.session.execute(exceptions_query, {
+        "provider_id": provider_id, "start": start - margin, "end": end + margin,
+    }).scalars().all()
     return rules, exceptions
 
 
