@@ -160,6 +160,26 @@ def body_service_type(code: str) -> ServiceType:
     return service_type
 
 
+def body_parties(actor: Actor, resident_id: int, provider_id: int,
+                 code: str) -> tuple[Resident, Provider, ServiceType]:
+    """The resident, provider and service type a request body names, in one
+    query; when one is missing or out of reach, the lookups one by one say
+    which field is wrong."""
+    if not (actor.is_provider and provider_id != actor.provider_id):
+        row = db.session.execute(
+            sa.select(Resident, Provider, ServiceType)
+            # Three single-row lookups side by side: a deliberate cross join.
+            .select_from(Resident).join(Provider, sa.true()).join(ServiceType, sa.true())
+            .where(Resident.id == resident_id, visible_residents_clause(actor),
+                   Provider.id == provider_id, ServiceType.code == code)
+            .options(joinedload(Resident.region), joinedload(Provider.service_regions))
+        ).unique().one_or_none()
+        if row is not None:
+            return tuple(row)
+    return (body_resident(actor, resident_id), body_provider(actor, provider_id),
+            body_service_type(code))
+
+
 def check_may_book(actor: Actor) -> None:
     if actor.role not in (Role.ADMIN, Role.COORDINATOR, Role.VHW, Role.CLINICIAN, Role.CAREGIVER):
         raise Forbidden("This role may not book.")
@@ -312,9 +332,7 @@ def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, servic
     check_may_book(actor)
 
     def work():
-        resident = body_resident(actor, resident_id)
-        provider = body_provider(actor, provider_id)
-        kind = body_service_type(service_type)
+        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
         check_provider_serves(provider, kind, resident)
         request = (_take_care_request(actor, care_request_id, resident, kind, start)
                    if care_request_id is not None else None)
@@ -344,9 +362,7 @@ def record_session(actor: Actor, *, resident_id: int, provider_id: int, service_
     check_may_book(actor)
 
     def work():
-        resident = body_resident(actor, resident_id)
-        provider = body_provider(actor, provider_id)
-        kind = body_service_type(service_type)
+        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
         appointment = place_appointment(actor, resident, provider, kind, start,
                                         status=Status(outcome), recorded=True,
                                         check_calendar=False, notes=notes)

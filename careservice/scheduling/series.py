@@ -15,9 +15,7 @@ from careservice.core.time import as_utc, utcnow, zone
 from careservice.extensions import db
 from careservice.people.services import visible_residents_clause
 from careservice.scheduling.booking import (
-    body_provider,
-    body_resident,
-    body_service_type,
+    body_parties,
     check_may_book,
     check_provider_serves,
     place_appointment,
@@ -136,9 +134,7 @@ def create_series(actor: Actor, *, resident_id: int, provider_id: int, service_t
     check_may_book(actor)
 
     def work():
-        resident = body_resident(actor, resident_id)
-        provider = body_provider(actor, provider_id)
-        kind = body_service_type(service_type)
+        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
         check_provider_serves(provider, kind, resident)
         tz = zone(provider.timezone)
         parse_rrule(rrule, start.astimezone(tz).replace(tzinfo=None), tz)
