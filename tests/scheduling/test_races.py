@@ -178,3 +178,18 @@ def test_postgresql_refuses_an_overlap_even_past_the_booking_code(app, clinic,
             status="booked", version=1, on_behalf=True, recorded=False,
             created_at=NINE, updated_at=NINE))
     db.session.rollback()
+
+
+def test_one_idempotency_key_pressed_many_times_at_once_books_once(app, clinic):
+    providers, residents, headers = clinic
+    keyed = {**headers, "Idempotency-Key": "vhw-phone-7f3a"}
+    requests = [booking(residents[0], providers[0], NINE, keyed) for _ in range(8)]
+
+    results = run_concurrently(app, requests)
+
+    assert db.session.execute(sa.select(sa.func.count(Appointment.id))).scalar_one() == 1
+    created = [body for status, body in results if status == 201]
+    assert created and {body["id"] for body in created} == {created[0]["id"]}
+    # The rest saw the first request still running (409 conflict) or its replay.
+    assert {status for status, _ in results} <= {201, 409}
+    assert all(body["error"]["code"] == "conflict" for status, body in results if status == 409)
