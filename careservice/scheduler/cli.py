@@ -2,6 +2,7 @@
 
 import logging
 import signal
+from datetime import UTC, datetime
 
 import click
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -20,9 +21,11 @@ def build_scheduler(app) -> BlockingScheduler:
     for job in JOBS:
         # The work is coordinated through the database, so a second scheduler
         # process is safe; these options only keep one process tidy.
+        # The first run is at start-up: a restarted scheduler catches up at once.
         scheduler.add_job(run_job, "interval", seconds=job.every_seconds, args=(app, job),
                           id=job.id, name=job.id, replace_existing=True, coalesce=True,
-                          max_instances=1, misfire_grace_time=job.every_seconds)
+                          max_instances=1, misfire_grace_time=job.every_seconds,
+                          next_run_time=datetime.now(UTC))
     return scheduler
 
 
