@@ -1,0 +1,1 @@
+"""SMS reminders: the outbox, message texts, quiet hours, backends, dispatch and webhooks."""
