@@ -40,7 +40,25 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     _register_cli(app)
+    if settings["RUN_SCHEDULER"] and _serving_with_flask_run():
+        from careservice.scheduler.cli import start_in_process
+
+        app.extensions["scheduler"] = start_in_process(app)
     return app
+
+
+def _serving_with_flask_run() -> bool:
+    """True inside `flask run` (in the reloader's child when reloading): the only
+    place the demo may run the scheduler in-process. Never under gunicorn."""
+    import os
+
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run":
+        return False
+    reloading = context.params.get("reload")
+    return not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
 def _engine_options(url: str) -> dict:
@@ -53,6 +71,7 @@ def _init_extensions(app: Flask) -> None:
     # Importing the models registers their tables on the metadata.
     import careservice.core.models  # noqa: F401
     import careservice.people.models  # noqa: F401
+    import careservice.reminders.models  # noqa: F401
     import careservice.scheduling.models  # noqa: F401
     from careservice.core import errors
     from careservice.core.auth import request_id
@@ -99,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
     from careservice.extensions import api
     from careservice.people.routes import auth, providers, regions, residents
+    from careservice.reminders import routes as reminders
     from careservice.scheduling.routes import (
         appointments,
         availability,
@@ -120,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
         series.blp,
         care_requests.blp,
         calendar.blp,
+        reminders.blp,
     ):
         api.register_blueprint(blueprint)
 

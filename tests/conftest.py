@@ -54,6 +54,16 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
+    real_getaddrinfo = socket.getaddrinfo
+
+    def local_names_only(host, *args, **kwargs):
+        # Fail fast on api.twilio.com and friends, before any DNS lookup.
+        if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost", b"127.0.0.1"):
+            raise AssertionError(f"test tried to resolve {host!r}: only 127.0.0.1 is allowed")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
@@ -279,3 +289,55 @@ def create_appointment():
                                         service_type=service_type, start=start, **extra)
 
     return make
+
+
+@pytest.fixture
+def sms_outbox(app):
+    """The memory SMS backend's sent messages (a list of dicts), emptied per test."""
+    from careservice.reminders.backends import get_backend
+
+    backend = get_backend(app)
+    backend.outbox.clear()
+    backend.failures.clear()
+    yield backend.outbox
+    backend.outbox.clear()
+    backend.failures.clear()
+
+
+@pytest.fixture
+def fake_twilio(app):
+    """A fake Twilio REST server on 127.0.0.1, with the app's SMS backend switched
+    to the real twilio SDK aimed at it for the length of the test."""
+    from tests.fake_twilio import FakeTwilio
+
+    saved = {key: app.config[key] for key in (
+        "SMS_BACKEND", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
+        "TWILIO_API_BASE_URL", "SMS_TIMEOUT_SECONDS")}
+    saved_backend = app.extensions.pop("sms_backend", None)
+    with FakeTwilio() as fake:
+        app.config.update(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=fake.account_sid,
+                          TWILIO_AUTH_TOKEN=fake.auth_token, TWILIO_FROM_NUMBER="+15005550006",
+                          TWILIO_API_BASE_URL=fake.base_url, SMS_TIMEOUT_SECONDS=1)
+        try:
+            yield fake
+        finally:
+            app.config.update(saved)
+            app.extensions.pop("sms_backend", None)
+            if saved_backend is not None:
+                app.extensions["sms_backend"] = saved_backend
+    assert fake.violations == [], f"requests not valid against Twilio's API: {fake.violations}"
+
+
+@pytest.fixture
+def twilio_post(app, client):
+    """POST a form to a webhook the way Twilio does: signed with X-Twilio-Signature."""
+    from twilio.request_validator import RequestValidator
+
+    def post(path, form, *, signature=None):
+        url = app.config["PUBLIC_URL"] + path
+        if signature is None:
+            signature = RequestValidator(app.config["TWILIO_AUTH_TOKEN"]).compute_signature(
+                url, form)
+        return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+    return post

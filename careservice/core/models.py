@@ -41,6 +41,9 @@ class User(Timestamps, db.Model):
     role: Mapped[str] = mapped_column(sa.String(16))
     provider_id: Mapped[int | None] = mapped_column(sa.ForeignKey("providers.id"), index=True)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # Where a village health worker gets the evening digest and reschedule notices.
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    language: Mapped[str | None] = mapped_column(sa.String(8))
 
     regions = relationship("Region", secondary=user_regions, order_by="Region.id")
     provider = relationship("Provider")

@@ -28,6 +28,15 @@ ENV_VARS = {
     "CARESERVICE_TRAVEL_SPEED_KMH": "TRAVEL_SPEED_KMH",
     "CARESERVICE_NO_SHOW_AFTER_MINUTES": "NO_SHOW_AFTER_MINUTES",
     "CARESERVICE_SERIES_AHEAD_DAYS": "SERIES_AHEAD_DAYS",
+    "CARESERVICE_SMS_RATE_PER_SECOND": "SMS_RATE_PER_SECOND",
+    "CARESERVICE_SMS_TIMEOUT_SECONDS": "SMS_TIMEOUT_SECONDS",
+    "CARESERVICE_SMS_MAX_ATTEMPTS": "SMS_MAX_ATTEMPTS",
+    "CARESERVICE_DISPATCH_BATCH": "DISPATCH_BATCH",
+    "CARESERVICE_DISPATCH_CONCURRENCY": "DISPATCH_CONCURRENCY",
+    "CARESERVICE_DISPATCH_LEASE_SECONDS": "DISPATCH_LEASE_SECONDS",
+    "CARESERVICE_DISPATCH_INTERVAL_SECONDS": "DISPATCH_INTERVAL_SECONDS",
+    "CARESERVICE_RECONCILE_AFTER_SECONDS": "RECONCILE_AFTER_SECONDS",
+    "CARESERVICE_DIGEST_LOCAL_TIME": "DIGEST_LOCAL_TIME",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -35,6 +44,7 @@ ENV_VARS = {
     "TWILIO_API_BASE_URL": "TWILIO_API_BASE_URL",
 }
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -133,7 +143,16 @@ def _validate(s: dict, instance_path: str) -> None:
                 "SERIES_AHEAD_DAYS"):
         if not isinstance(s[key], int) or s[key] <= 0:
             raise SettingsError(f"{key} must be a positive whole number")
-    for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES"):
+    for key in ("DISPATCH_BATCH", "DISPATCH_CONCURRENCY", "DISPATCH_LEASE_SECONDS",
+                "DISPATCH_INTERVAL_SECONDS", "SMS_MAX_ATTEMPTS", "SMS_RETRY_BASE_SECONDS",
+                "SMS_TIMEOUT_SECONDS"):
+        if not isinstance(s[key], int) or s[key] <= 0:
+            raise SettingsError(f"{key} must be a positive whole number")
+    if not isinstance(s["SMS_RATE_PER_SECOND"], int | float) or s["SMS_RATE_PER_SECOND"] < 0:
+        raise SettingsError("SMS_RATE_PER_SECOND must be 0 (no limit) or more")
+    if not _CLOCK.match(str(s["DIGEST_LOCAL_TIME"])):
+        raise SettingsError("DIGEST_LOCAL_TIME must look like 18:00")
+    for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES", "RECONCILE_AFTER_SECONDS"):
         if not isinstance(s[key], int) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number, 0 or more")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:

@@ -25,12 +25,16 @@ class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = JsonParser()
 
 
-def dump(schema_cls, obj, *, only=None, status: int = 200, many: bool = False) -> Response:
-    """Serialise with a declared field set (a role's view) and answer JSON."""
-    data = schema_cls(only=only, many=many).dump(obj)
+def json_response(data, status: int = 200) -> Response:
+    """Already serialised data as a JSON response (flask-smorest passes it through)."""
     return current_app.response_class(
         json.dumps(data, ensure_ascii=False), status=status, mimetype="application/json"
     )
+
+
+def dump(schema_cls, obj, *, only=None, status: int = 200, many: bool = False) -> Response:
+    """Serialise with a declared field set (a role's view) and answer JSON."""
+    return json_response(schema_cls(only=only, many=many).dump(obj), status)
 
 
 def dump_page(schema_cls, page: dict, *, only=None) -> Response:
@@ -45,7 +49,4 @@ def dump_page(schema_cls, page: dict, *, only=None) -> Response:
             items.append(schemas[fields].dump(item))
     else:
         items = schema_cls(only=only, many=True).dump(page["items"])
-    return current_app.response_class(
-        json.dumps({"items": items, "total": page["total"]}, ensure_ascii=False),
-        mimetype="application/json",
-    )
+    return json_response({"items": items, "total": page["total"]})

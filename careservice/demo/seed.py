@@ -238,11 +238,12 @@ def _seed_users(actor: Actor, counties, villages, providers) -> None:
     clinician = next(p for p in providers if p.kind == "clinician" and p.home_region is gulou)
     caregiver = next(p for p in providers
                      if p.kind == "caregiver" and p.service_regions[0].name == "Jiqiang Town")
-    for username, role, region_ids, provider_id in (
-        ("admin", Role.ADMIN, [], None),
-        ("coordinator", Role.COORDINATOR, [xiji.id], None),
-        ("vhw", Role.VHW, [v.id for v in jiqiang_villages], None),
-        ("clinician", Role.CLINICIAN, [], clinician.id),
-        ("caregiver", Role.CAREGIVER, [], caregiver.id),
+    for username, role, region_ids, provider_id, phone in (
+        ("admin", Role.ADMIN, [], None, None),
+        ("coordinator", Role.COORDINATOR, [xiji.id], None, None),
+        ("vhw", Role.VHW, [v.id for v in jiqiang_villages], None, "+8613995000001"),
+        ("clinician", Role.CLINICIAN, [], clinician.id, None),
+        ("caregiver", Role.CAREGIVER, [], caregiver.id, None),
     ):
-        users.add_user(actor, username, DEMO_PASSWORD, role, region_ids, provider_id)
+        users.add_user(actor, username, DEMO_PASSWORD, role, region_ids, provider_id,
+                       phone=phone, language="zh-CN" if phone else None)

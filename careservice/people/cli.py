@@ -26,12 +26,15 @@ def read_password() -> str:
 @click.option("--region", "regions", multiple=True, type=int,
               help="A region the user acts in (repeat for several).")
 @click.option("--provider", type=int, help="The provider record of a clinician or caregiver.")
-def create_command(username, role, regions, provider):
+@click.option("--phone", help="For SMS to the user (a village health worker's digest).")
+@click.option("--language", help="The language of those SMS (zh-CN, en, id).")
+def create_command(username, role, regions, provider, phone, language):
     """Create a user; the password is read from stdin (or prompted for twice)."""
     password = read_password()
     try:
         user = users.create_user(Actor.system("cli"), username, password, role,
-                                 region_ids=regions, provider_id=provider)
+                                 region_ids=regions, provider_id=provider, phone=phone,
+                                 language=language)
     except ValidationFailed as error:
         for field, messages in error.fields.items():
             click.echo(f"error: {field}: {' '.join(messages)}", err=True)

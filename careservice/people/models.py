@@ -111,6 +111,10 @@ class Resident(Timestamps, db.Model):
     languages: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     sms_consent: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when an SMS to this number failed for good (invalid, not a mobile,
+    # unsubscribed at the carrier): the village health worker should check it.
+    sms_problem_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sms_problem: Mapped[str | None] = mapped_column(sa.String(200))
     notes: Mapped[str | None] = mapped_column(sa.Text)
 
     region: Mapped[Region] = relationship()

@@ -92,6 +92,8 @@ class ResidentOut(Schema):
     languages = fields.List(fields.String())
     sms_consent = fields.Boolean()
     opted_out_at = Instant(allow_none=True)
+    sms_problem_at = Instant(allow_none=True)
+    sms_problem = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     created_at = Instant()
     updated_at = Instant()

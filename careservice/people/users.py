@@ -4,11 +4,13 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from marshmallow import ValidationError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from careservice.core import audit
 from careservice.core.auth import Actor, hash_token, new_token
 from careservice.core.errors import RateLimited, Unauthorized, ValidationFailed
+from careservice.core.fields import normalise_phone
 from careservice.core.models import (
     PROVIDER_ROLES,
     REGIONAL_ROLES,
@@ -29,15 +31,17 @@ def hash_password(password: str) -> str:
 
 
 def create_user(actor: Actor, username: str, password: str, role: str,
-                region_ids=(), provider_id: int | None = None) -> User:
+                region_ids=(), provider_id: int | None = None, phone: str | None = None,
+                language: str | None = None) -> User:
     """A new user; regional roles need regions, provider roles their provider."""
-    user = add_user(actor, username, password, role, region_ids, provider_id)
+    user = add_user(actor, username, password, role, region_ids, provider_id, phone, language)
     db.session.commit()
     return user
 
 
 def add_user(actor: Actor, username: str, password: str, role: str,
-             region_ids=(), provider_id: int | None = None) -> User:
+             region_ids=(), provider_id: int | None = None, phone: str | None = None,
+             language: str | None = None) -> User:
     """create_user inside the caller's unit of work (it commits)."""
     errors = {}
     username = (username or "").strip()
@@ -61,10 +65,17 @@ def add_user(actor: Actor, username: str, password: str, role: str,
         errors["provider_id"] = [f"A {role} user needs a {role} provider."]
     elif role not in PROVIDER_ROLES and provider is not None:
         errors["provider_id"] = ["Only clinician and caregiver users have a provider."]
+    if phone is not None:
+        try:
+            phone = normalise_phone(phone, current_app.config["DEFAULT_COUNTRY"])
+        except ValidationError as error:
+            errors["phone"] = list(error.messages)
+    if language is not None and language not in current_app.config["LANGUAGES"]:
+        errors["language"] = [f"One of {', '.join(current_app.config['LANGUAGES'])}."]
     if errors:
         raise ValidationFailed(errors)
     user = User(username=username, password_hash=hash_password(password), role=role,
-                provider=provider, regions=regions)
+                provider=provider, regions=regions, phone=phone, language=language)
     db.session.add(user)
     db.session.flush()
     audit.record(actor, "user.create", "user", user.id)

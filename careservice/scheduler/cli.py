@@ -5,10 +5,12 @@ import signal
 from datetime import UTC, datetime
 
 import click
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import current_app
 from flask.cli import AppGroup
 
+from careservice.reminders import dispatch
 from careservice.scheduler.jobs import JOBS, run_job
 
 log = logging.getLogger(__name__)
@@ -16,16 +18,25 @@ log = logging.getLogger(__name__)
 scheduler_cli = AppGroup("scheduler", help="Periodic jobs.")
 
 
-def build_scheduler(app) -> BlockingScheduler:
-    scheduler = BlockingScheduler(timezone="UTC")
+def build_scheduler(app, scheduler_class=BlockingScheduler):
+    scheduler = scheduler_class(timezone="UTC")
     for job in JOBS:
+        seconds = job.seconds(app.config)
         # The work is coordinated through the database, so a second scheduler
         # process is safe; these options only keep one process tidy.
         # The first run is at start-up: a restarted scheduler catches up at once.
-        scheduler.add_job(run_job, "interval", seconds=job.every_seconds, args=(app, job),
+        scheduler.add_job(run_job, "interval", seconds=seconds, args=(app, job),
                           id=job.id, name=job.id, replace_existing=True, coalesce=True,
-                          max_instances=1, misfire_grace_time=job.every_seconds,
+                          max_instances=1, misfire_grace_time=seconds,
                           next_run_time=datetime.now(UTC))
+    return scheduler
+
+
+def start_in_process(app) -> BackgroundScheduler:
+    """The demo's `flask run` with CARESERVICE_RUN_SCHEDULER=1; never under gunicorn."""
+    scheduler = build_scheduler(app, BackgroundScheduler)
+    scheduler.start()
+    log.warning("scheduler running inside this process (demo only)")
     return scheduler
 
 
@@ -36,7 +47,8 @@ def run_command():
     scheduler = build_scheduler(app)
 
     def stop(signum, _frame):
-        log.info("signal %s: finishing the current job, then stopping", signum)
+        log.info("signal %s: finishing the current batch, then stopping", signum)
+        dispatch.stopping.set()
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)

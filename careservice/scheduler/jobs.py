@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from careservice.extensions import db
+from careservice.reminders import jobs as reminders
 from careservice.scheduling import jobs as scheduling
 
 log = logging.getLogger(__name__)
@@ -17,10 +18,16 @@ log = logging.getLogger(__name__)
 class PeriodicJob:
     id: str
     func: Callable[[], int]
-    every_seconds: int
+    every: int | str  # seconds, or the name of the setting that holds them
+
+    def seconds(self, config) -> int:
+        return config[self.every] if isinstance(self.every, str) else self.every
 
 
 JOBS = (
+    PeriodicJob("dispatch_reminders", reminders.dispatch_reminders, "DISPATCH_INTERVAL_SECONDS"),
+    PeriodicJob("reconcile_reminders", reminders.reconcile_reminders, 60),
+    PeriodicJob("queue_vhw_digests", reminders.queue_vhw_digests, 900),
     PeriodicJob("mark_no_shows", scheduling.mark_no_shows, 300),
     PeriodicJob("expire_care_requests", scheduling.expire_requests, 600),
     PeriodicJob("extend_series", scheduling.extend_series, 3600),

@@ -40,6 +40,7 @@ from careservice.people.services import (
     region_subtree_clause,
     visible_residents_clause,
 )
+from careservice.reminders import outbox
 from careservice.scheduling.models import (
     LIVE,
     UPCOMING,
@@ -337,6 +338,7 @@ def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, servic
         request = (_take_care_request(actor, care_request_id, resident, kind, start)
                    if care_request_id is not None else None)
         appointment = place_appointment(actor, resident, provider, kind, start)
+        outbox.queue_booking(appointment)
         if request is not None:
             # Compare-and-swap: of two bookings racing for one request, one links it.
             taken = db.session.execute(
@@ -408,6 +410,8 @@ def change_status(actor: Actor, appointment_id: int, target: Status, *,
             appointment.cancel_reason = reason
             appointment.cancelled_by_id = actor.user_id
             _reopen_care_request(appointment, now)
+            db.session.flush()
+            outbox.queue_cancellation(appointment, now)
         audit.record(actor, f"appointment.{target}", "appointment", appointment.id)
         return appointment
 
@@ -442,6 +446,7 @@ def reschedule(actor: Actor, appointment_id: int, *, start: datetime,
         db.session.flush()
         new = place_appointment(actor, old.resident, provider, old.service_type, start,
                                 series_id=old.series_id, rescheduled_from_id=old.id)
+        outbox.queue_change(old, new)
         db.session.execute(sa.update(CareRequest).where(CareRequest.appointment_id == old.id)
                            .values(appointment_id=new.id))
         audit.record(actor, "appointment.reschedule", "appointment", new.id,

@@ -14,6 +14,7 @@ from careservice.core.errors import InvalidTransition, NotFound, SlotUnavailable
 from careservice.core.time import as_utc, utcnow, zone
 from careservice.extensions import db
 from careservice.people.services import visible_residents_clause
+from careservice.reminders import outbox
 from careservice.scheduling.booking import (
     body_parties,
     check_may_book,
@@ -106,9 +107,11 @@ def expand(actor: Actor, series: Series, until: datetime) -> tuple[list, list]:
             continue
         try:
             with db.session.begin_nested():
-                booked.append(place_appointment(
+                appointment = place_appointment(
                     actor, series.resident, series.provider, series.service_type, start,
-                    series_id=series.id))
+                    series_id=series.id)
+                outbox.queue_reminders(appointment)
+                booked.append(appointment)
         except SlotUnavailable as refusal:
             conflicts.append(_conflict(series, start, refusal.message))
         except IntegrityError:
@@ -148,6 +151,8 @@ def create_series(actor: Actor, *, resident_id: int, provider_id: int, service_t
             reasons = sorted({c.reason for c in conflicts}) or ["No occurrence in the horizon."]
             raise SlotUnavailable("No occurrence of the series could be booked: "
                                   + " ".join(reasons))
+        # One confirmation for the series; each session still gets its 24 h and 2 h.
+        outbox.queue_confirmation(booked[0])
         audit.record(actor, "series.create", "series", series.id, booked=len(booked),
                      conflicts=len(conflicts))
         return series, booked, conflicts
@@ -182,6 +187,10 @@ def cancel_series(actor: Actor, series_id: int) -> Series:
             appointment.status = Status.CANCELLED
             appointment.cancel_reason = "series cancelled"
             appointment.cancelled_by_id = actor.user_id
+            outbox.void_pending(appointment.id)
+        if future:
+            db.session.flush()
+            outbox.queue_cancellation(future[0], now)  # one notice, for the next session
         audit.record(actor, "series.cancel", "series", series.id, cancelled=len(future))
         return series
 

@@ -1,0 +1,124 @@
+"""Writing the outbox: the SMS rows a booking, a reschedule or a cancellation
+needs, added in the same transaction as the change itself (sent later by the
+dispatcher), and the rows a change makes stale, voided."""
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from careservice.core.time import utcnow, zone
+from careservice.extensions import db
+from careservice.people.models import Modality, Resident
+from careservice.reminders import messages, quiet
+from careservice.reminders.messages import Kind
+from careservice.reminders.models import Reminder, ReminderStatus
+
+BEFORE = {Kind.REMINDER_24H: timedelta(hours=24), Kind.REMINDER_2H: timedelta(hours=2)}
+RESIDENT_KINDS = (Kind.CONFIRMATION, Kind.REMINDER_24H, Kind.REMINDER_2H, Kind.CHANGE,
+                  Kind.CANCELLATION)
+
+
+def dedupe_key(appointment, kind: str) -> str:
+    return f"a{appointment.id}:{kind}:{appointment.start_at:%Y%m%dT%H%M%SZ}"
+
+
+def why_not_reachable(resident: Resident) -> str | None:
+    """Why no SMS may go to this resident now, or None."""
+    if not resident.phone:
+        return "no phone number"
+    if not resident.sms_consent:
+        return "no SMS consent"
+    if resident.opted_out_at is not None:
+        return "opted out (STOP)"
+    return None
+
+
+def resident_body(kind: str, appointment, resident: Resident, language: str) -> str:
+    date, time = messages.format_when(appointment.start_at, resident.region.timezone, language)
+    how = {}
+    if appointment.modality == Modality.VIDEO and appointment.join_url:
+        how["join"] = appointment.join_url
+    elif appointment.modality == Modality.HOME_VISIT:
+        how["visit"] = True
+    else:
+        how["phone"] = True
+    return messages.render(kind, language, name=resident.sms_name, date=date, time=time, **how)
+
+
+def _queue(appointment, kind: str, send_at: datetime, now: datetime) -> Reminder | None:
+    resident = appointment.resident
+    language = messages.choose_language(resident.languages)
+    body = resident_body(kind, appointment, resident, language)
+    status, reason = ReminderStatus.PENDING, why_not_reachable(resident)
+    if reason is None:
+        send_at = quiet.next_allowed(max(send_at, now), resident.region.timezone,
+                                     current_app.config["QUIET_HOURS"])
+        if kind != Kind.CANCELLATION and send_at >= appointment.start_at:
+            reason = "quiet hours last until the session"
+    if reason is not None:
+        status = ReminderStatus.SUPPRESSED
+    key = dedupe_key(appointment, kind)
+    if db.session.execute(sa.select(Reminder.id).where(Reminder.dedupe_key == key)).first():
+        return None  # queued before: a retry of the same change
+    reminder = Reminder(
+        dedupe_key=key, kind=kind, appointment_id=appointment.id,
+        appointment_start=appointment.start_at, resident_id=resident.id,
+        to=resident.phone or "", language=language, body=body,
+        segments=messages.segments(body), send_at=send_at, status=status, last_error=reason)
+    db.session.add(reminder)
+    return reminder
+
+
+def queue_booking(appointment, now: datetime | None = None) -> None:
+    """A new booking: the confirmation now, then 24 h and 2 h before, when still ahead."""
+    queue_confirmation(appointment, now)
+    queue_reminders(appointment, now)
+
+
+def queue_confirmation(appointment, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    _queue(appointment, Kind.CONFIRMATION, now, now)
+
+
+def queue_reminders(appointment, now: datetime | None = None) -> None:
+    _queue_before(appointment, now or utcnow())
+
+
+def _queue_before(appointment, now: datetime) -> None:
+    for kind, lead in BEFORE.items():
+        if appointment.start_at - lead > now:
+            _queue(appointment, kind, appointment.start_at - lead, now)
+
+
+def queue_change(old, new, now: datetime | None = None) -> None:
+    """A reschedule: the old session's rows are void; one change notice for the new time."""
+    now = now or utcnow()
+    void_pending(old.id)
+    _queue(new, Kind.CHANGE, now, now)
+    _queue_before(new, now)
+
+
+def queue_cancellation(appointment, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    void_pending(appointment.id)
+    _queue(appointment, Kind.CANCELLATION, now, now)
+
+
+def void_pending(appointment_id: int) -> int:
+    """Rows not yet handed to Twilio become `cancelled`. Rows being sent are left
+    to the dispatcher, which re-checks the appointment under a lock."""
+    return db.session.execute(
+        sa.update(Reminder)
+        .where(Reminder.appointment_id == appointment_id,
+               Reminder.status == ReminderStatus.PENDING)
+        .values(status=ReminderStatus.CANCELLED, last_error="the session changed",
+                updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def local_day_bounds(day, tz_name: str) -> tuple[datetime, datetime]:
+    tz = zone(tz_name)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    return start, start + timedelta(days=1)

@@ -1,0 +1,153 @@
+"""Residents' SMS replies: confirm, cancel, ask to reschedule, STOP/START, HELP."""
+
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from careservice.core.auth import Actor
+from careservice.core.errors import ServiceError
+from careservice.core.fields import normalise_phone
+from careservice.core.models import Role, User
+from careservice.core.time import utcnow
+from careservice.extensions import db
+from careservice.people.models import Region, Resident
+from careservice.reminders import messages
+from careservice.reminders.keywords import Intent, parse_reply
+from careservice.reminders.messages import Kind
+from careservice.reminders.models import InboundMessage, Reminder, ReminderStatus
+from careservice.scheduling.models import UPCOMING, Appointment, CareRequest, Status
+
+log = logging.getLogger(__name__)
+
+SMS_ACTOR = Actor.system("sms-reply")
+RESCHEDULE_WINDOW = timedelta(days=14)
+ASKS_TO_RESCHEDULE = {"en": "asks to reschedule", "zh-CN": "请求改期",
+                      "id": "minta jadwal ulang"}
+
+
+def residents_with_phone(phone: str) -> list[Resident]:
+    """Everyone registered with this number (a family may share one phone)."""
+    return db.session.execute(
+        sa.select(Resident).where(Resident.phone == phone).order_by(Resident.id)
+    ).scalars().all()
+
+
+def next_appointment(residents: list[Resident]) -> Appointment | None:
+    if not residents:
+        return None
+    return db.session.execute(
+        sa.select(Appointment).where(
+            Appointment.resident_id.in_([r.id for r in residents]),
+            Appointment.status.in_(UPCOMING), Appointment.start_at > utcnow())
+        .order_by(Appointment.start_at).limit(1)
+    ).scalar_one_or_none()
+
+
+def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
+    """Apply a reply and return the text to answer with. A repeat of the same
+    MessageSid (Twilio retries) gives the first answer without acting twice."""
+    seen = db.session.execute(
+        sa.select(InboundMessage).where(InboundMessage.message_sid == message_sid)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return seen.reply or ""
+    try:
+        phone = normalise_phone(from_number, current_app.config["DEFAULT_COUNTRY"])
+    except ValidationError:
+        phone = from_number.strip()
+    residents = residents_with_phone(phone)
+    language = messages.choose_language(residents[0].languages if residents else [])
+    intent = parse_reply(body)
+    appointment = None
+    if intent in (Intent.STOP, Intent.START):
+        reply = _opt(residents, intent, language)
+    elif intent == Intent.HELP or intent == Intent.UNKNOWN:
+        reply = messages.render(Kind.REPLY_HELP if intent == Intent.HELP else Kind.REPLY_UNKNOWN,
+                                language)
+    else:
+        appointment = next_appointment(residents)
+        if appointment is None:
+            reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
+        else:
+            reply = _act(appointment, intent, language)
+    db.session.add(InboundMessage(
+        message_sid=message_sid, from_number=phone[:20], body=body[:1600],
+        received_at=utcnow(), intent=intent,
+        appointment_id=appointment.id if appointment else None, reply=reply))
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same MessageSid, handled by a parallel request
+        db.session.rollback()
+    return reply
+
+
+def _opt(residents: list[Resident], intent: str, language: str) -> str:
+    stamp = utcnow() if intent == Intent.STOP else None
+    for resident in residents:
+        resident.opted_out_at = stamp
+    if intent == Intent.STOP:
+        # Nothing more goes out to this number, whatever was queued.
+        db.session.execute(
+            sa.update(Reminder)
+            .where(Reminder.resident_id.in_([r.id for r in residents]),
+                   Reminder.status == ReminderStatus.PENDING)
+            .values(status=ReminderStatus.SUPPRESSED, last_error="opted out (STOP)")
+            .execution_options(synchronize_session=False))
+    return messages.render(Kind.REPLY_STOPPED if intent == Intent.STOP else Kind.REPLY_STARTED,
+                           language)
+
+
+def _act(appointment: Appointment, intent: str, language: str) -> str:
+    from careservice.scheduling import booking
+
+    try:
+        if intent == Intent.CONFIRM:
+            if appointment.status == Status.BOOKED:
+                booking.change_status(SMS_ACTOR, appointment.id, Status.CONFIRMED)
+            return messages.render(Kind.REPLY_CONFIRMED, language)
+        if intent == Intent.CANCEL:
+            booking.change_status(SMS_ACTOR, appointment.id, Status.CANCELLED,
+                                  reason="cancelled by the resident by SMS")
+            return messages.render(Kind.REPLY_CANCELLED, language)
+    except ServiceError as error:
+        db.session.rollback()
+        log.info("SMS %s on appointment %s refused: %s", intent, appointment.id, error.message)
+        return messages.render(Kind.REPLY_UNKNOWN, language)
+    _ask_to_reschedule(appointment)
+    return messages.render(Kind.REPLY_RESCHEDULE, language)
+
+
+def _ask_to_reschedule(appointment: Appointment) -> None:
+    """A care request for the same service, and a note to the village health worker."""
+    now = utcnow()
+    db.session.add(CareRequest(
+        resident_id=appointment.resident_id, service_type_id=appointment.service_type_id,
+        earliest=now + timedelta(hours=2), latest=now + RESCHEDULE_WINDOW, urgency="soon",
+        notes=f"Asked by SMS to move appointment {appointment.id}."))
+    resident = appointment.resident
+    for user in village_health_workers(resident):
+        if not user.phone:
+            continue
+        language = messages.choose_language([user.language] if user.language else [])
+        body = messages.render(Kind.VHW_NOTICE, language, name=resident.sms_name,
+                               what=ASKS_TO_RESCHEDULE.get(language, ASKS_TO_RESCHEDULE["en"]))
+        db.session.add(Reminder(
+            dedupe_key=f"u{user.id}:notice:a{appointment.id}:{now:%Y%m%dT%H%M%S}",
+            kind=Kind.VHW_NOTICE, user_id=user.id, resident_id=None, to=user.phone,
+            language=language, body=body, segments=messages.segments(body), send_at=now))
+    db.session.commit()
+
+
+def village_health_workers(resident: Resident) -> list[User]:
+    """Active vhw users whose regions hold the resident's village."""
+    region = resident.region
+    ancestors = [int(part) for part in region.path.strip("/").split("/")]
+    return db.session.execute(
+        sa.select(User).join(User.regions).where(
+            User.role == Role.VHW, User.active.is_(True), Region.id.in_(ancestors))
+        .distinct()
+    ).scalars().all()
