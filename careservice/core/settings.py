@@ -36,6 +36,7 @@ ENV_VARS = {
     "CARESERVICE_DISPATCH_LEASE_SECONDS": "DISPATCH_LEASE_SECONDS",
     "CARESERVICE_DISPATCH_INTERVAL_SECONDS": "DISPATCH_INTERVAL_SECONDS",
     "CARESERVICE_RECONCILE_AFTER_SECONDS": "RECONCILE_AFTER_SECONDS",
+    "CARESERVICE_RECONCILE_INTERVAL_SECONDS": "RECONCILE_INTERVAL_SECONDS",
     "CARESERVICE_DIGEST_LOCAL_TIME": "DIGEST_LOCAL_TIME",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
@@ -145,7 +146,7 @@ def _validate(s: dict, instance_path: str) -> None:
             raise SettingsError(f"{key} must be a positive whole number")
     for key in ("DISPATCH_BATCH", "DISPATCH_CONCURRENCY", "DISPATCH_LEASE_SECONDS",
                 "DISPATCH_INTERVAL_SECONDS", "SMS_MAX_ATTEMPTS", "SMS_RETRY_BASE_SECONDS",
-                "SMS_TIMEOUT_SECONDS"):
+                "SMS_TIMEOUT_SECONDS", "RECONCILE_INTERVAL_SECONDS"):
         if not isinstance(s[key], int) or s[key] <= 0:
             raise SettingsError(f"{key} must be a positive whole number")
     if not isinstance(s["SMS_RATE_PER_SECOND"], int | float) or s["SMS_RATE_PER_SECOND"] < 0:

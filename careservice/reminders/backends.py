@@ -183,8 +183,10 @@ class TwilioBackend:
             raise
 
     def find(self, to: str, body: str, since: datetime) -> Sent | None:
-        for message in self.client.messages.list(to=to, date_sent_after=since, limit=50):
-            if message.body == body:
+        # No DateSent filter: a message Twilio has only queued has no date_sent yet.
+        for message in self.client.messages.list(to=to, limit=50):
+            created = message.date_created
+            if message.body == body and (created is None or created >= since):
                 return Sent(sid=message.sid, status=message.status)
         return None
 

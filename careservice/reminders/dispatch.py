@@ -17,22 +17,22 @@ import logging
 import random
 import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 
 from careservice.core.time import utcnow
 from careservice.extensions import db
-from careservice.people.models import Resident
+from careservice.people.models import Region, Resident
 from careservice.reminders import quiet
 from careservice.reminders.backends import (
     RESIDENT_ERROR_CODES,
-    AmbiguousError,
     PermanentError,
+    SendError,
     TransientError,
     get_backend,
 )
@@ -107,19 +107,17 @@ def claim(now: datetime, limit: int) -> list[int]:
     return list(ids)
 
 
-def _verdict(reminder: Reminder, appointment: Appointment | None, now: datetime):
+def _verdict(reminder: Reminder, appointment: Appointment | None, resident: Resident | None,
+             tz_name: str | None, now: datetime):
     """("send", None), ("suppress", why) or ("defer", until) after a fresh look."""
-    if reminder.resident_id is not None:
-        resident = db.session.get(Resident, reminder.resident_id)
+    if resident is not None:
         if not resident.phone or not resident.sms_consent:
             return "suppress", "no phone or no SMS consent"
         if resident.opted_out_at is not None:
             return "suppress", "opted out (STOP)"
         if resident.phone != reminder.to:
             return "suppress", "the phone number changed"
-        tz_name = resident.region.timezone
-    else:
-        tz_name = current_app.config["DEFAULT_TIMEZONE"]
+    tz_name = tz_name or current_app.config["DEFAULT_TIMEZONE"]
     if appointment is not None:
         if appointment.start_at != reminder.appointment_start:
             return "suppress", "the session moved"
@@ -147,58 +145,120 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
     return timedelta(seconds=max(delay, retry_after or 0))
 
 
-def deliver(reminder_id: int, limiter: RateLimiter) -> str:
-    """Send one claimed row; the outcome name for the tally."""
-    config = current_app.config
+@cache
+def _parties_query(postgresql: bool) -> sa.Select:
+    """The appointments (held FOR SHARE until their sends are recorded), their
+    residents and the residents' timezones, in one round trip."""
+    query = (sa.select(Appointment, Resident, Region.timezone)
+             .join(Resident, Appointment.resident_id == Resident.id)
+             .join(Region, Resident.region_id == Region.id)
+             .where(Appointment.id.in_(sa.bindparam("ids", expanding=True)))
+             .order_by(Appointment.id)
+             .execution_options(populate_existing=True))
+    return query.with_for_update(read=True, of=Appointment) if postgresql else query
+
+
+def _parties(reminders: list[Reminder]) -> dict[int, tuple]:
+    """reminder id -> (appointment, resident, timezone), None where there is none."""
+    appointment_ids = sorted({r.appointment_id for r in reminders if r.appointment_id})
+    by_appointment = {}
+    if appointment_ids:
+        postgresql = db.engine.dialect.name == "postgresql"
+        for appointment, resident, tz_name in db.session.execute(
+                _parties_query(postgresql), {"ids": appointment_ids}):
+            by_appointment[appointment.id] = (appointment, resident, tz_name)
+    parties = {}
+    for reminder in reminders:
+        if reminder.appointment_id is not None:
+            parties[reminder.id] = by_appointment[reminder.appointment_id]
+        elif reminder.resident_id is not None:
+            resident = db.session.get(Resident, reminder.resident_id)
+            parties[reminder.id] = (None, resident, resident.region.timezone)
+        else:
+            parties[reminder.id] = (None, None, None)
+    return parties
+
+
+def deliver_batch(reminder_ids: list[int], limiter: RateLimiter) -> list[str]:
+    """Send claimed rows; the outcome name of each, in order.
+
+    One transaction for the batch: it re-reads the rows, holds their
+    appointments (FOR SHARE on PostgreSQL; SQLite's write lock) while it
+    sends, and records every result before it lets go. A process killed in between leaves the rows
+    `sending`; their lease runs out and the reconciler looks them up.
+    """
     now = utcnow()
-    reminder = db.session.get(Reminder, reminder_id)
-    if reminder is None or reminder.status != ReminderStatus.SENDING:
-        db.session.rollback()  # settled meanwhile (the reconciler, a callback)
-        return "skipped"
-    appointment = None
-    if reminder.appointment_id is not None:
-        query = sa.select(Appointment).where(Appointment.id == reminder.appointment_id)
-        if db.engine.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
-        appointment = db.session.execute(query).scalar_one()
-    verdict, detail = _verdict(reminder, appointment, now)
-    if verdict == "suppress":
-        _finish(reminder, ReminderStatus.SUPPRESSED, last_error=detail)
-        return "suppressed"
-    if verdict == "defer":
-        _finish(reminder, ReminderStatus.PENDING, send_at=detail, attempts=reminder.attempts - 1,
-                last_error="quiet hours")
-        return "deferred"
-    limiter.wait()
-    try:
-        sent = get_backend().send(reminder.to, reminder.body, status_callback_url())
-    except TransientError as error:
-        if reminder.attempts >= config["SMS_MAX_ATTEMPTS"]:
-            _finish(reminder, ReminderStatus.FAILED, error_code=error.code,
-                    last_error=f"gave up after {reminder.attempts} attempts: {error.message}")
+    reminders = db.session.execute(
+        sa.select(Reminder).where(Reminder.id.in_(reminder_ids),
+                                  Reminder.status == ReminderStatus.SENDING)
+        .order_by(Reminder.id)
+        # claim() updated these rows behind the session's back: read them afresh.
+        .execution_options(populate_existing=True)).scalars().all()
+    parties = _parties(reminders)
+    outcomes: dict[int, str] = {}
+    to_send = []
+    for reminder in reminders:
+        verdict, detail = _verdict(reminder, *parties[reminder.id], now)
+        if verdict == "suppress":
+            _set(reminder, ReminderStatus.SUPPRESSED, last_error=detail)
+            outcomes[reminder.id] = "suppressed"
+        elif verdict == "defer":
+            _set(reminder, ReminderStatus.PENDING, send_at=detail,
+                 attempts=reminder.attempts - 1, last_error="quiet hours")
+            outcomes[reminder.id] = "deferred"
+        else:
+            to_send.append((reminder.id, reminder.to, reminder.body))
+    backend, callback = get_backend(), status_callback_url()
+
+    def send(item):
+        reminder_id, to, body = item
+        limiter.wait()
+        try:
+            return reminder_id, backend.send(to, body, callback), None
+        except SendError as error:
+            return reminder_id, None, error
+
+    results = map(send, to_send)
+    by_id = {reminder.id: reminder for reminder in reminders}
+    for reminder_id, sent, error in results:
+        outcomes[reminder_id] = _record(by_id[reminder_id], sent, error)
+    db.session.commit()
+    return [outcomes.get(reminder_id, "skipped") for reminder_id in reminder_ids]
+
+
+def deliver(reminder_id: int, limiter: RateLimiter) -> str:
+    """Send one claimed row; its outcome."""
+    return deliver_batch([reminder_id], limiter)[0]
+
+
+def _record(reminder: Reminder, sent, error) -> str:
+    """Put one send's result on its row (the caller commits); the outcome name."""
+    if isinstance(error, TransientError):
+        if reminder.attempts >= current_app.config["SMS_MAX_ATTEMPTS"]:
+            _set(reminder, ReminderStatus.FAILED, error_code=error.code,
+                 last_error=f"gave up after {reminder.attempts} attempts: {error.message}")
             return "failed"
-        _finish(reminder, ReminderStatus.PENDING, error_code=error.code, last_error=error.message,
-                send_at=utcnow() + backoff(reminder.attempts, error.retry_after))
+        _set(reminder, ReminderStatus.PENDING, error_code=error.code, last_error=error.message,
+             send_at=utcnow() + backoff(reminder.attempts, error.retry_after))
         return "retried"
-    except PermanentError as error:
+    if isinstance(error, PermanentError):
         flag_resident(reminder.resident_id, error.code, error.message)
-        _finish(reminder, ReminderStatus.FAILED, error_code=error.code, last_error=error.message)
+        _set(reminder, ReminderStatus.FAILED, error_code=error.code, last_error=error.message)
         return "failed"
-    except AmbiguousError as error:
-        _finish(reminder, ReminderStatus.UNKNOWN, error_code=error.code, last_error=error.message)
+    if error is not None:  # AmbiguousError: it may have gone; the reconciler decides
+        _set(reminder, ReminderStatus.UNKNOWN, error_code=error.code, last_error=error.message)
         return "unknown"
-    _finish(reminder, ReminderStatus.SENT, provider_message_id=sent.sid, sent_at=utcnow(),
-            last_error=None, error_code=None,
-            **({"segments": sent.segments} if sent.segments else {}))
+    _set(reminder, ReminderStatus.SENT, provider_message_id=sent.sid, sent_at=utcnow(),
+         last_error=None, error_code=None,
+         **({"segments": sent.segments} if sent.segments else {}))
     return "sent"
 
 
-def _finish(reminder: Reminder, status: str, **values) -> None:
+def _set(reminder: Reminder, status: str, **values) -> None:
     for name, value in values.items():
         setattr(reminder, name, value)
     reminder.status = status
     reminder.lease_until = None
-    db.session.commit()
 
 
 def flag_resident(resident_id: int | None, code: int | None, message: str) -> None:
@@ -209,37 +269,61 @@ def flag_resident(resident_id: int | None, code: int | None, message: str) -> No
                        .values(sms_problem_at=utcnow(), sms_problem=message[:200]))
 
 
-def _deliver_in_context(app: Flask, reminder_id: int, limiter: RateLimiter) -> str:
+def _deliver_chunk(app, reminder_ids: list[int], limiter: RateLimiter) -> list[str]:
+    """deliver_batch in a worker thread, with its own app context and session."""
     with app.app_context():
         try:
-            return deliver(reminder_id, limiter)
+            return deliver_batch(reminder_ids, limiter)
         except Exception:
             db.session.rollback()
-            log.exception("reminder %s: unexpected error; left to the reconciler", reminder_id)
-            return "unknown"
+            log.exception("reminders %s: unexpected error; left to the reconciler", reminder_ids)
+            return ["unknown"] * len(reminder_ids)
         finally:
             db.session.remove()
 
 
 def dispatch_due(now: datetime | None = None, *, max_seconds: float = 50.0) -> Tally:
-    """Claim and send due reminders, batch after batch, until none is due or time is up."""
+    """Claim and send due reminders until none is due or time is up.
+
+    DISPATCH_CONCURRENCY worker threads each send a small chunk in one
+    transaction; new rows are claimed as workers free up, so one slow answer
+    from Twilio holds up one chunk, not the whole batch.
+    """
     app = current_app._get_current_object()
     config = app.config
     limiter = RateLimiter(config["SMS_RATE_PER_SECOND"])
+    workers = config["DISPATCH_CONCURRENCY"]
+    chunk = 8  # rows per transaction: a reschedule waits for at most these sends
     tally = Tally()
     began = time.monotonic()
-    worker = uuid.uuid4().hex[:8]
-    with ThreadPoolExecutor(config["DISPATCH_CONCURRENCY"],
-                            thread_name_prefix=f"dispatch-{worker}") as pool:
-        while not stopping.is_set() and time.monotonic() - began < max_seconds:
-            ids = claim(now or utcnow(), config["DISPATCH_BATCH"])
-            if not ids:
-                break
-            tally.claimed += len(ids)
-            for outcome in pool.map(lambda i: _deliver_in_context(app, i, limiter), ids):
+
+    def submit(pool, ids, inflight):
+        tally.claimed += len(ids)
+        for i in range(0, len(ids), chunk):
+            inflight.add(pool.submit(_deliver_chunk, app, ids[i:i + chunk], limiter))
+
+    def collect(done):
+        for future in done:
+            for outcome in future.result():
                 tally.add(outcome)
-            if now is not None:
-                break  # a fixed clock (tests): one batch
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="sms-send") as pool:
+        inflight: set = set()
+        if now is not None and not stopping.is_set():  # a fixed clock (tests): one claim
+            submit(pool, claim(now, config["DISPATCH_BATCH"]), inflight)
+            collect(wait(inflight)[0])
+            return tally
+        while not stopping.is_set() and time.monotonic() - began < max_seconds:
+            if len(inflight) < workers * 2:
+                ids = claim(utcnow(), min(config["DISPATCH_BATCH"], chunk * workers))
+                if ids:
+                    submit(pool, ids, inflight)
+                    continue
+                if not inflight:
+                    break
+            done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+            collect(done)
+        collect(wait(inflight)[0])
     return tally
 
 

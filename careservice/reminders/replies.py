@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SMS_ACTOR = Actor.system("sms-reply")
 RESCHEDULE_WINDOW = timedelta(days=14)
+OPTED_OUT = "opted out (STOP)"
 ASKS_TO_RESCHEDULE = {"en": "asks to reschedule", "zh-CN": "请求改期",
                       "id": "minta jadwal ulang"}
 
@@ -73,7 +74,7 @@ def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
         if appointment is None:
             reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
         else:
-            reply = _act(appointment, intent, language)
+            reply = _act(appointment, intent, language, message_sid)
     db.session.add(InboundMessage(
         message_sid=message_sid, from_number=phone[:20], body=body[:1600],
         received_at=utcnow(), intent=intent,
@@ -86,22 +87,30 @@ def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
 
 
 def _opt(residents: list[Resident], intent: str, language: str) -> str:
-    stamp = utcnow() if intent == Intent.STOP else None
+    now = utcnow()
     for resident in residents:
-        resident.opted_out_at = stamp
+        resident.opted_out_at = now if intent == Intent.STOP else None
+    ids = [r.id for r in residents]
     if intent == Intent.STOP:
-        # Nothing more goes out to this number, whatever was queued.
+        # Nothing more goes out to this number, whatever was queued...
         db.session.execute(
             sa.update(Reminder)
-            .where(Reminder.resident_id.in_([r.id for r in residents]),
-                   Reminder.status == ReminderStatus.PENDING)
-            .values(status=ReminderStatus.SUPPRESSED, last_error="opted out (STOP)")
+            .where(Reminder.resident_id.in_(ids), Reminder.status == ReminderStatus.PENDING)
+            .values(status=ReminderStatus.SUPPRESSED, last_error=OPTED_OUT, updated_at=now)
+            .execution_options(synchronize_session=False))
+    else:
+        # ...until START: what STOP held back and is still ahead goes out again.
+        db.session.execute(
+            sa.update(Reminder)
+            .where(Reminder.resident_id.in_(ids), Reminder.status == ReminderStatus.SUPPRESSED,
+                   Reminder.last_error == OPTED_OUT, Reminder.send_at > now)
+            .values(status=ReminderStatus.PENDING, last_error=None, updated_at=now)
             .execution_options(synchronize_session=False))
     return messages.render(Kind.REPLY_STOPPED if intent == Intent.STOP else Kind.REPLY_STARTED,
                            language)
 
 
-def _act(appointment: Appointment, intent: str, language: str) -> str:
+def _act(appointment: Appointment, intent: str, language: str, message_sid: str) -> str:
     from careservice.scheduling import booking
 
     try:
@@ -117,17 +126,25 @@ def _act(appointment: Appointment, intent: str, language: str) -> str:
         db.session.rollback()
         log.info("SMS %s on appointment %s refused: %s", intent, appointment.id, error.message)
         return messages.render(Kind.REPLY_UNKNOWN, language)
-    _ask_to_reschedule(appointment)
+    _ask_to_reschedule(appointment, message_sid)
     return messages.render(Kind.REPLY_RESCHEDULE, language)
 
 
-def _ask_to_reschedule(appointment: Appointment) -> None:
-    """A care request for the same service, and a note to the village health worker."""
+def _ask_to_reschedule(appointment: Appointment, message_sid: str) -> None:
+    """A care request for the same service, and a note to the village health worker;
+    asking again while that request is open adds nothing."""
     now = utcnow()
+    note = f"Asked by SMS to move appointment {appointment.id}."
+    already = db.session.execute(
+        sa.select(CareRequest.id).where(CareRequest.resident_id == appointment.resident_id,
+                                        CareRequest.status == "open", CareRequest.notes == note)
+    ).first()
+    if already:
+        return
     db.session.add(CareRequest(
         resident_id=appointment.resident_id, service_type_id=appointment.service_type_id,
         earliest=now + timedelta(hours=2), latest=now + RESCHEDULE_WINDOW, urgency="soon",
-        notes=f"Asked by SMS to move appointment {appointment.id}."))
+        notes=note))
     resident = appointment.resident
     for user in village_health_workers(resident):
         if not user.phone:
@@ -136,7 +153,7 @@ def _ask_to_reschedule(appointment: Appointment) -> None:
         body = messages.render(Kind.VHW_NOTICE, language, name=resident.sms_name,
                                what=ASKS_TO_RESCHEDULE.get(language, ASKS_TO_RESCHEDULE["en"]))
         db.session.add(Reminder(
-            dedupe_key=f"u{user.id}:notice:a{appointment.id}:{now:%Y%m%dT%H%M%S}",
+            dedupe_key=f"u{user.id}:notice:{message_sid}"[:120],
             kind=Kind.VHW_NOTICE, user_id=user.id, resident_id=None, to=user.phone,
             language=language, body=body, segments=messages.segments(body), send_at=now))
     db.session.commit()

@@ -26,7 +26,8 @@ class PeriodicJob:
 
 JOBS = (
     PeriodicJob("dispatch_reminders", reminders.dispatch_reminders, "DISPATCH_INTERVAL_SECONDS"),
-    PeriodicJob("reconcile_reminders", reminders.reconcile_reminders, 60),
+    PeriodicJob("reconcile_reminders", reminders.reconcile_reminders,
+                "RECONCILE_INTERVAL_SECONDS"),
     PeriodicJob("queue_vhw_digests", reminders.queue_vhw_digests, 900),
     PeriodicJob("mark_no_shows", scheduling.mark_no_shows, 300),
     PeriodicJob("expire_care_requests", scheduling.expire_requests, 600),
