@@ -28,8 +28,10 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
-	@echo "Serving careservice on http://127.0.0.1:5000 (SMS printed to this console; Ctrl-C stops)"
-	CARESERVICE_SMS_BACKEND=$${CARESERVICE_SMS_BACKEND:-console} $(FLASK) run --host 127.0.0.1 --port 5000
+	@echo "Serving careservice on http://127.0.0.1:5000 (scheduler in-process, SMS printed to this console; Ctrl-C stops)"
+	CARESERVICE_SMS_BACKEND=$${CARESERVICE_SMS_BACKEND:-console} \
+	CARESERVICE_RUN_SCHEDULER=$${CARESERVICE_RUN_SCHEDULER:-1} \
+	$(FLASK) run --host 127.0.0.1 --port 5000
 
 test: install-dev
 	$(BIN)/python -m pytest
