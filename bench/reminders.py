@@ -114,6 +114,7 @@ def main() -> int:
                         help="share of reminders sent when one dispatcher is killed")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--verbose", action="store_true", help="print progress every 5 s")
+    parser.add_argument("--concurrency", type=int, default=8, help="sends in flight per process")
     args = parser.parse_args()
 
     name = f"careservice_bench_sms_{os.getpid()}"
@@ -138,7 +139,8 @@ def main() -> int:
                "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": fake.base_url,
                "CARESERVICE_QUIET_HOURS": "off", "CARESERVICE_SMS_RATE_PER_SECOND": "0",
                "CARESERVICE_DISPATCH_INTERVAL_SECONDS": "1",
-               "CARESERVICE_DISPATCH_CONCURRENCY": "8", "CARESERVICE_DISPATCH_BATCH": "200",
+               "CARESERVICE_DISPATCH_CONCURRENCY": str(args.concurrency),
+               "CARESERVICE_DISPATCH_BATCH": "200",
                "CARESERVICE_DISPATCH_LEASE_SECONDS": "10",
                "CARESERVICE_RECONCILE_AFTER_SECONDS": "3", "CARESERVICE_SMS_TIMEOUT_SECONDS": "1",
                "CARESERVICE_RECONCILE_INTERVAL_SECONDS": "2",
@@ -148,7 +150,7 @@ def main() -> int:
             processes.append(subprocess.Popen(
                 [str(ROOT / ".venv/bin/flask"), "--app", "careservice", "scheduler", "run"],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        killed_at = None
+        killed_at, killed_wall = None, None
         peak = {}
         while time.perf_counter() - began < args.timeout:
             time.sleep(0.5)
@@ -162,6 +164,7 @@ def main() -> int:
             if killed_at is None and counts["sent"] >= args.kill_at * args.reminders:
                 processes[1].send_signal(signal.SIGKILL)
                 killed_at = time.perf_counter() - began
+                killed_wall = datetime.now(UTC)
             if done == args.reminders:
                 break
         elapsed = time.perf_counter() - began
@@ -192,8 +195,12 @@ def main() -> int:
     stamps = sorted(r.received_at for r in fake.create_requests() if r.status == 201)
     low, high = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
     steady = 0.8 * len(stamps) / max((high - low).total_seconds(), 1e-9)
+    # Both processes at work: from the first second until the kill.
+    both = [s for s in stamps if killed_wall is None or s <= killed_wall]
+    two = (len(both) - 1) / max((both[-1] - both[0]).total_seconds(), 1e-9) if both else 0
 
-    print(f"{args.reminders} reminders, 2 dispatcher processes (8 sends in flight each), "
+    print(f"{args.reminders} reminders, 2 dispatcher processes ({args.concurrency} sends in "
+          f"flight each), "
           f"PostgreSQL, fake Twilio with 5% 503 and 1% accept-then-timeout; seeded in "
           f"{seeded:.1f} s")
     print(f"  settled in {elapsed:.1f} s; one dispatcher SIGKILLed at {killed_at or 0:.1f} s")
@@ -203,8 +210,10 @@ def main() -> int:
     print(f"  overall {rate:.0f} sent/s (recovery tail included)")
     for violation in fake.violations[:5]:
         print(f"  spec violation: {violation}")
+    print(f"  two dispatchers until the kill: {two:.0f} sent/s; steady (middle 80%, mostly "
+          f"one dispatcher after the kill): {steady:.0f} sent/s")
     checks = [
-        ("throughput (steady, sent/s)", f"{steady:.0f}/s", steady >= 500),
+        ("throughput (two dispatchers)", f"{two:.0f}/s", two >= 500),
         ("duplicates", str(duplicates), duplicates == 0),
         ("lost (never reached Twilio)", str(lost), lost == 0),
         ("not sent at the end", str(unsettled), unsettled == 0),
