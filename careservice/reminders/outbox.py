@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
 
 from careservice.core.time import utcnow, zone
 from careservice.extensions import db
@@ -46,7 +47,8 @@ def resident_body(kind: str, appointment, resident: Resident, language: str) -> 
     return messages.render(kind, language, name=resident.sms_name, date=date, time=time, **how)
 
 
-def _queue(appointment, kind: str, send_at: datetime, now: datetime) -> Reminder | None:
+def _row(appointment, kind: str, send_at: datetime, now: datetime) -> dict:
+    """The outbox row for one message about an appointment."""
     resident = appointment.resident
     language = messages.choose_language(resident.languages)
     body = resident_body(kind, appointment, resident, language)
@@ -58,51 +60,56 @@ def _queue(appointment, kind: str, send_at: datetime, now: datetime) -> Reminder
             reason = "quiet hours last until the session"
     if reason is not None:
         status = ReminderStatus.SUPPRESSED
-    key = dedupe_key(appointment, kind)
-    if db.session.execute(sa.select(Reminder.id).where(Reminder.dedupe_key == key)).first():
-        return None  # queued before: a retry of the same change
-    reminder = Reminder(
-        dedupe_key=key, kind=kind, appointment_id=appointment.id,
-        appointment_start=appointment.start_at, resident_id=resident.id,
-        to=resident.phone or "", language=language, body=body,
-        segments=messages.segments(body), send_at=send_at, status=status, last_error=reason)
-    db.session.add(reminder)
-    return reminder
+    return dict(
+        dedupe_key=dedupe_key(appointment, kind), kind=kind, channel="sms",
+        appointment_id=appointment.id, appointment_start=appointment.start_at,
+        resident_id=resident.id, to=resident.phone or "", language=language, body=body,
+        segments=messages.segments(body), send_at=send_at, status=status, last_error=reason,
+        attempts=0, created_at=now, updated_at=now)
+
+
+def _insert(rows: list[dict]) -> None:
+    """One INSERT for all rows; a row whose dedupe key exists already (a retry of
+    the same change) is skipped by the database, not by a look-up first."""
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    db.session.execute(insert(Reminder.__table__).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]), rows)
 
 
 def queue_booking(appointment, now: datetime | None = None) -> None:
     """A new booking: the confirmation now, then 24 h and 2 h before, when still ahead."""
-    queue_confirmation(appointment, now)
-    queue_reminders(appointment, now)
+    now = now or utcnow()
+    _insert([_row(appointment, Kind.CONFIRMATION, now, now), *_before(appointment, now)])
 
 
 def queue_confirmation(appointment, now: datetime | None = None) -> None:
     now = now or utcnow()
-    _queue(appointment, Kind.CONFIRMATION, now, now)
+    _insert([_row(appointment, Kind.CONFIRMATION, now, now)])
 
 
 def queue_reminders(appointment, now: datetime | None = None) -> None:
-    _queue_before(appointment, now or utcnow())
+    _insert(_before(appointment, now or utcnow()))
 
 
-def _queue_before(appointment, now: datetime) -> None:
-    for kind, lead in BEFORE.items():
-        if appointment.start_at - lead > now:
-            _queue(appointment, kind, appointment.start_at - lead, now)
+def _before(appointment, now: datetime) -> list[dict]:
+    return [_row(appointment, kind, appointment.start_at - lead, now)
+            for kind, lead in BEFORE.items() if appointment.start_at - lead > now]
 
 
 def queue_change(old, new, now: datetime | None = None) -> None:
     """A reschedule: the old session's rows are void; one change notice for the new time."""
     now = now or utcnow()
     void_pending(old.id)
-    _queue(new, Kind.CHANGE, now, now)
-    _queue_before(new, now)
+    _insert([_row(new, Kind.CHANGE, now, now), *_before(new, now)])
 
 
 def queue_cancellation(appointment, now: datetime | None = None) -> None:
     now = now or utcnow()
     void_pending(appointment.id)
-    _queue(appointment, Kind.CANCELLATION, now, now)
+    _insert([_row(appointment, Kind.CANCELLATION, now, now)])
 
 
 def void_pending(appointment_id: int) -> int:
