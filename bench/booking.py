@@ -29,7 +29,9 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = dict(host="127.0.0.1", port=5432, user=os.environ.get("PGUSER", "postgres"))
+sys.path.insert(0, str(ROOT))
+
+from bench.common import PG, admin_sql, report  # noqa: E402
 
 
 def free_port() -> int:
@@ -38,15 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def admin_sql(statement: str) -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        conn.execute(statement)
-
-
 def seed(url: str, providers: int, residents: int) -> tuple[str, list[int], list[int]]:
     """Regions, a service, providers available around the clock, residents, an admin token."""
     os.environ["CARESERVICE_DATABASE_URL"] = url
-    sys.path.insert(0, str(ROOT))
     import sqlalchemy as sa
 
     from careservice import create_app
@@ -291,9 +287,7 @@ def main() -> int:
          all(f["errors"] == 0 for f in figures)),
         ("overlapping live appointments", str(overlap_count), overlap_count == 0),
     ]
-    for label, value, passed in checks:
-        print(f"  {label:<32}{value:>12}  {'ok' if passed else 'MISSED'}")
-    return 0 if all(passed for *_, passed in checks) else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

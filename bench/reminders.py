@@ -27,15 +27,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PG, admin_sql, report  # noqa: E402
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 
-PG = dict(host="127.0.0.1", port=5432, user=os.environ.get("PGUSER", "postgres"))
 FINAL = ("sent", "delivered", "failed", "undelivered", "suppressed", "cancelled")
-
-
-def admin_sql(statement: str) -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        conn.execute(statement)
 
 
 def seed(dsn: str, count: int) -> None:
@@ -218,9 +213,7 @@ def main() -> int:
         ("lost (never reached Twilio)", str(lost), lost == 0),
         ("not sent at the end", str(unsettled), unsettled == 0),
     ]
-    for label, value, passed in checks:
-        print(f"  {label:<32}{value:>12}  {'ok' if passed else 'MISSED'}")
-    return 0 if all(passed for *_, passed in checks) else 1
+    return report(checks)
 
 
 if __name__ == "__main__":
