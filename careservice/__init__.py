@@ -117,6 +117,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
     from careservice.extensions import api
+    from careservice.metrics import routes as metrics
     from careservice.people.routes import auth, providers, regions, residents
     from careservice.reminders import routes as reminders
     from careservice.scheduling.routes import (
@@ -141,6 +142,7 @@ def _register_blueprints(app: Flask) -> None:
         care_requests.blp,
         calendar.blp,
         reminders.blp,
+        metrics.blp,
     ):
         api.register_blueprint(blueprint)
 

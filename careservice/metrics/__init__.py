@@ -1,0 +1,1 @@
+"""Coverage metrics, equity indicators and operations metrics."""
