@@ -117,6 +117,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
     from careservice.extensions import api
+    from careservice.metrics import prometheus
     from careservice.metrics import routes as metrics
     from careservice.people.routes import auth, providers, regions, residents
     from careservice.reminders import routes as reminders
@@ -145,6 +146,9 @@ def _register_blueprints(app: Flask) -> None:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
+    # Plain Flask: an operations endpoint in Prometheus' format, not part of the API.
+    app.register_blueprint(prometheus.blp)
+    prometheus.init_prometheus(app)
 
 
 def _register_cli(app: Flask) -> None:
