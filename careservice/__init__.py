@@ -117,6 +117,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
     from careservice.extensions import api
+    from careservice.matching import routes as matching
     from careservice.metrics import prometheus
     from careservice.metrics import routes as metrics
     from careservice.people.routes import auth, providers, regions, residents
@@ -144,6 +145,7 @@ def _register_blueprints(app: Flask) -> None:
         calendar.blp,
         reminders.blp,
         metrics.blp,
+        matching.blp,
     ):
         api.register_blueprint(blueprint)
     # Plain Flask: an operations endpoint in Prometheus' format, not part of the API.

@@ -83,6 +83,11 @@ def _coerce(key: str, raw: str, default):
             return int(raw)
         except ValueError:
             raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{key}: expected a number, got {raw!r}") from None
     return raw
 
 

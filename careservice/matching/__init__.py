@@ -1,0 +1,1 @@
+"""Matching residents with providers: explainable suggestions (owns no tables)."""

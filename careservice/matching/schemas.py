@@ -1,0 +1,28 @@
+"""The wire shapes of matching."""
+
+from marshmallow import Schema, fields, validate
+
+from careservice.core.fields import Instant
+from careservice.core.schemas import QuerySchema
+
+
+class MatchQuery(QuerySchema):
+    resident_id = fields.Integer(required=True)
+    service_type = fields.String(required=True)
+    start = Instant(data_key="from")
+    end = Instant(data_key="to")
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
+    urgency = fields.String(load_default="routine",
+                            validate=validate.OneOf(["routine", "soon", "urgent"]))
+
+
+class MatchOut(Schema):
+    provider_id = fields.Integer()
+    start = Instant()
+    end = Instant()
+    score = fields.Float()
+    reasons = fields.List(fields.String())
+
+
+class MatchList(Schema):
+    items = fields.List(fields.Nested(MatchOut))
