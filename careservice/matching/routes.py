@@ -8,8 +8,8 @@ from careservice.core.auth import current_actor, require
 from careservice.core.models import Role
 from careservice.core.time import utcnow
 from careservice.core.web import BEARER, Blueprint
-from careservice.matching import scoring
-from careservice.matching.schemas import MatchList, MatchQuery
+from careservice.matching import batch, scoring
+from careservice.matching.schemas import BatchIn, BatchOut, MatchList, MatchQuery
 
 blp = Blueprint("matching", __name__, url_prefix="/api/v1", description="Matching")
 
@@ -30,3 +30,15 @@ class Matches(MethodView):
         return {"items": scoring.suggest(current_actor(), resident_id=resident_id,
                                          service_type=service_type, start=start, end=end,
                                          limit=limit, urgency=urgency)}
+
+
+@blp.route("/matching/batch")
+class Batch(MethodView):
+    @require(Role.ADMIN, Role.COORDINATOR, Role.VHW)
+    @blp.doc(security=BEARER)
+    @blp.arguments(BatchIn)
+    @blp.response(200, BatchOut)
+    def post(self, data):
+        """Assign open care requests to slots in [from, to), maximising weighted coverage
+        (an exact min-cost flow); with `commit: true` the plan is computed afresh and booked."""
+        return batch.run_batch(current_actor(), **data)

@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from careservice.core.fields import Instant
-from careservice.core.schemas import QuerySchema
+from careservice.core.schemas import InSchema, QuerySchema
 
 
 class MatchQuery(QuerySchema):
@@ -26,3 +26,35 @@ class MatchOut(Schema):
 
 class MatchList(Schema):
     items = fields.List(fields.Nested(MatchOut))
+
+
+class BatchIn(InSchema):
+    request_ids = fields.List(fields.Integer(), allow_none=True, load_default=None)
+    start = Instant(data_key="from", required=True)
+    end = Instant(data_key="to", required=True)
+    commit = fields.Boolean(load_default=False)
+
+
+class AssignmentOut(Schema):
+    request_id = fields.Integer()
+    provider_id = fields.Integer()
+    start = Instant()
+    end = Instant()
+    score = fields.Float()
+
+
+class UnassignedOut(Schema):
+    request_id = fields.Integer()
+    reason = fields.String()
+
+
+class ObjectiveOut(Schema):
+    assigned = fields.Integer()
+    weighted_coverage = fields.Float()
+    cost = fields.Integer()
+
+
+class BatchOut(Schema):
+    assignments = fields.List(fields.Nested(AssignmentOut))
+    unassigned = fields.List(fields.Nested(UnassignedOut))
+    objective = fields.Nested(ObjectiveOut)
