@@ -1,0 +1,521 @@
+"""Matching: GET /api/v1/matches (hard rules, ranking, access) and
+POST /api/v1/matching/batch (optimum, equity weights, reasons, commit).
+
+The clock is frozen at 2026-12-01 09:00 UTC; providers work in Asia/Shanghai
+(UTC+8), so 2026-12-02 10:00 local is 2026-12-02T02:00:00Z. Sessions are
+gp_consult: video, 20 minutes plus a 5-minute buffer, skill gp.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from careservice.core.auth import Actor
+from careservice.extensions import db
+from careservice.matching import batch
+from careservice.scheduling import booking
+from careservice.scheduling.care_requests import cancel_care_request, create_care_request
+from careservice.scheduling.models import LIVE, Appointment, CareRequest
+
+SYSTEM = Actor.system("t")
+DAY_FROM, DAY_TO = "2026-12-02T00:00:00Z", "2026-12-03T00:00:00Z"
+
+
+def utc(hour, minute=0, day=2):
+    return datetime(2026, 12, day, hour, minute, tzinfo=UTC)
+
+
+def matches(client, auth, user, **params):
+    query = {"service_type": "gp_consult", "from": DAY_FROM, "to": DAY_TO, **params}
+    return client.get("/api/v1/matches", headers=auth(user), query_string=query)
+
+
+def provider_ids(response):
+    assert response.status_code == 200, response.json
+    return [item["provider_id"] for item in response.json["items"]]
+
+
+def run_batch(client, auth, user, **body):
+    return client.post("/api/v1/matching/batch", headers=auth(user),
+                       json={"from": DAY_FROM, "to": DAY_TO, **body})
+
+
+def request_for(resident, earliest, latest, urgency="routine", service_type="gp_consult"):
+    return create_care_request(SYSTEM, resident_id=resident.id, service_type=service_type,
+                               earliest=earliest, latest=latest, urgency=urgency)
+
+
+def overlapping_live_pairs():
+    """Pairs of live appointments of one provider whose sessions overlap."""
+    a, b = aliased(Appointment), aliased(Appointment)
+    return db.session.execute(
+        sa.select(a.id, b.id).where(
+            a.provider_id == b.provider_id, a.id < b.id,
+            a.status.in_(LIVE), b.status.in_(LIVE),
+            a.start_at < b.end_at, b.start_at < a.end_at)).all()
+
+
+# GET /matches: hard rules
+
+
+def _with_control(world, set_availability, create_service_type):
+    """The service, and clinician_a free all day as the provider who does appear."""
+    create_service_type()
+    set_availability(world.clinician_a)
+
+
+def test_a_provider_without_the_skill_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+    nurse = create_provider(world.county_a, name="Nurse Su", skills=["nursing"],
+                            service_region_ids=[world.county_a.id])
+    set_availability(nurse)
+
+    ids = provider_ids(matches(client, auth, world.users["admin"],
+                               resident_id=world.resident_a1.id))
+
+    assert world.clinician_a.id in ids
+    assert nurse.id not in ids
+
+
+def test_a_provider_without_the_modality_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+    phone_only = create_provider(world.county_a, name="Dr. Phone", modalities=["phone"],
+                                 service_region_ids=[world.county_a.id])
+    set_availability(phone_only)
+
+    ids = provider_ids(matches(client, auth, world.users["admin"],
+                               resident_id=world.resident_a1.id))
+
+    assert world.clinician_a.id in ids
+    assert phone_only.id not in ids
+
+
+def test_an_inactive_provider_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+    retired = create_provider(world.county_a, name="Dr. Retired", active=False,
+                              service_region_ids=[world.county_a.id])
+    set_availability(retired)
+
+    ids = provider_ids(matches(client, auth, world.users["admin"],
+                               resident_id=world.resident_a1.id))
+
+    assert world.clinician_a.id in ids
+    assert retired.id not in ids
+
+
+def test_a_provider_licensed_for_another_county_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    """Service regions decide, not the home: homed in county_a but licensed for
+    county_b; and clinician_b (no service regions) serves only its home county_b."""
+    _with_control(world, set_availability, create_service_type)
+    elsewhere = create_provider(world.county_a, name="Dr. Away",
+                                service_region_ids=[world.county_b.id])
+    set_availability(elsewhere)
+    set_availability(world.clinician_b)
+
+    ids = provider_ids(matches(client, auth, world.users["admin"],
+                               resident_id=world.resident_a1.id))
+
+    assert world.clinician_a.id in ids
+    assert elsewhere.id not in ids
+    assert world.clinician_b.id not in ids
+    # The same providers do serve a resident of county_b.
+    ids_b = provider_ids(matches(client, auth, world.users["admin"],
+                                 resident_id=world.resident_b.id))
+    assert {elsewhere.id, world.clinician_b.id} <= set(ids_b)
+
+
+def test_a_provider_at_their_daily_cap_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        create_appointment, frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+    capped = create_provider(world.county_a, name="Dr. Once", max_sessions_per_day=1,
+                             service_region_ids=[world.county_a.id])
+    set_availability(capped)
+    create_appointment(world.resident_a2, capped, utc(2))  # 10:00 local, 2 Dec
+
+    ids = provider_ids(matches(client, auth, world.users["admin"],
+                               resident_id=world.resident_a1.id))
+
+    assert world.clinician_a.id in ids
+    assert capped.id not in ids
+
+
+def test_a_provider_whose_only_slot_the_resident_is_busy_at_never_appears(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        create_appointment, frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+    narrow = create_provider(world.county_a, name="Dr. Narrow",
+                             service_region_ids=[world.county_a.id])
+    set_availability(narrow, start=time(10), end=time(10, 25))  # one slot: 02:00Z
+    create_appointment(world.resident_a1, world.clinician_a, utc(2))
+    # Control: for another resident, the narrow provider's slot is on offer.
+    assert narrow.id in provider_ids(matches(client, auth, world.users["admin"],
+                                             resident_id=world.resident_a2.id))
+
+    response = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id,
+                       limit=100)
+
+    ids = provider_ids(response)
+    assert world.clinician_a.id in ids
+    assert narrow.id not in ids
+    busy_start, busy_end = utc(2), utc(2, 20)
+    for item in response.json["items"]:
+        start = datetime.fromisoformat(item["start"])
+        end = datetime.fromisoformat(item["end"])
+        assert not (start < busy_end and busy_start < end), item
+
+
+# GET /matches: soft rules and ordering
+
+
+def test_no_shared_language_is_allowed_but_ranked_below_and_flagged(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    create_service_type()
+    english = create_provider(world.county_a, name="Dr. Smith", languages=["en"],
+                              service_region_ids=[world.county_a.id])
+    chinese = create_provider(world.county_a, name="Dr. Zhao", languages=["zh-CN"],
+                              service_region_ids=[world.county_a.id])
+    for provider in (english, chinese):
+        set_availability(provider, start=time(10), end=time(12))
+
+    response = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id)
+
+    items = response.json["items"]
+    assert provider_ids(response)[:2] == [chinese.id, english.id]
+    assert items[0]["start"] == items[1]["start"] == "2026-12-02T02:00:00Z"
+    assert items[0]["score"] > items[1]["score"]
+    assert any("interpreter needed" in reason for reason in items[1]["reasons"])
+    assert not any("interpreter needed" in reason for reason in items[0]["reasons"])
+    assert any("speaks zh-CN" in reason for reason in items[0]["reasons"])
+
+
+def test_the_last_provider_of_a_completed_session_ranks_first_for_continuity(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    create_service_type()
+    familiar = create_provider(world.county_a, name="Dr. Familiar",
+                               service_region_ids=[world.county_a.id])
+    for provider in (world.clinician_a, familiar):  # clinician_a has the lower id
+        set_availability(provider, start=time(10), end=time(12))
+    booking.record_session(SYSTEM, resident_id=world.resident_a1.id, provider_id=familiar.id,
+                           service_type="gp_consult", start=datetime(2026, 11, 20, 2, tzinfo=UTC),
+                           outcome="completed")
+
+    response = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id)
+
+    items = response.json["items"]
+    assert provider_ids(response)[:2] == [familiar.id, world.clinician_a.id]
+    assert items[0]["score"] > items[1]["score"]
+    assert any(reason.startswith("continuity") for reason in items[0]["reasons"])
+    assert not any(reason.startswith("continuity") for reason in items[1]["reasons"])
+
+
+def test_results_go_by_score_each_providers_best_before_anyones_second_within_the_limit(
+        client, auth, world, create_provider, create_service_type, set_availability,
+        frozen_clock):
+    """P1 opens at 08:00 local, P2 at 12:00, P3 at 14:00: P1's second start (08:25)
+    outscores P2's best, yet every provider's best start comes first."""
+    create_service_type()
+    p1 = world.clinician_a
+    p2 = create_provider(world.county_a, name="Dr. Noon", service_region_ids=[world.county_a.id])
+    p3 = create_provider(world.county_a, name="Dr. Late", service_region_ids=[world.county_a.id])
+    set_availability(p1, start=time(8), end=time(18))
+    set_availability(p2, start=time(12), end=time(18))
+    set_availability(p3, start=time(14), end=time(18))
+
+    response = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id,
+                       limit=7)
+
+    items = response.json["items"]
+    assert len(items) == 7
+    assert [(i["provider_id"], i["start"]) for i in items[:6]] == [
+        (p1.id, "2026-12-02T00:00:00Z"), (p2.id, "2026-12-02T04:00:00Z"),
+        (p3.id, "2026-12-02T06:00:00Z"),
+        (p1.id, "2026-12-02T00:25:00Z"), (p2.id, "2026-12-02T04:25:00Z"),
+        (p3.id, "2026-12-02T06:25:00Z")]
+    assert items[6]["provider_id"] == p1.id
+    for layer in (items[:3], items[3:6]):
+        scores = [i["score"] for i in layer]
+        assert scores == sorted(scores, reverse=True) and len(set(scores)) == 3
+    for provider in (p1, p2, p3):
+        own = [i["score"] for i in items if i["provider_id"] == provider.id]
+        assert own == sorted(own, reverse=True)
+    assert items[3]["score"] > items[1]["score"]  # P1's second beats P2's best, still after
+    for item in items:
+        assert (datetime.fromisoformat(item["end"]) - datetime.fromisoformat(item["start"])
+                == timedelta(minutes=20))
+
+    short = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id,
+                    limit=2)
+    assert [(i["provider_id"], i["start"]) for i in short.json["items"]] == [
+        (p1.id, "2026-12-02T00:00:00Z"), (p2.id, "2026-12-02T04:00:00Z")]
+
+
+# GET /matches: validation and access
+
+
+def test_matches_refuses_bad_queries_and_callers_out_of_scope(
+        client, auth, world, create_service_type, set_availability, frozen_clock):
+    _with_control(world, set_availability, create_service_type)
+
+    unknown = matches(client, auth, world.users["admin"], resident_id=world.resident_a1.id,
+                      service_type="no_such_service")
+    assert unknown.status_code == 422, unknown.json
+    assert "service_type" in unknown.json["error"]["fields"]
+
+    missing = client.get("/api/v1/matches", headers=auth(world.users["admin"]),
+                         query_string={"service_type": "gp_consult"})
+    assert missing.status_code == 422, missing.json
+    assert "resident_id" in missing.json["error"]["fields"]
+
+    for resident in (world.resident_a2, world.resident_b):  # vhw covers village_a1 only
+        other = matches(client, auth, world.users["vhw"], resident_id=resident.id)
+        assert other.status_code == 404, other.json
+    own = matches(client, auth, world.users["vhw"], resident_id=world.resident_a1.id)
+    assert own.status_code == 200 and own.json["items"]
+
+    clinician = matches(client, auth, world.users["clinician"],
+                        resident_id=world.resident_a1.id)
+    assert clinician.status_code == 403, clinician.json
+
+
+# POST /matching/batch
+
+
+def _three_slots(world, create_provider, set_availability):
+    """Three providers with one slot each on 2 Dec: A 10:00, B 11:00, C 12:00 local."""
+    a = world.clinician_a
+    b = create_provider(world.county_a, name="Dr. B", service_region_ids=[world.county_a.id])
+    c = create_provider(world.county_a, name="Dr. C", service_region_ids=[world.county_a.id])
+    set_availability(a, start=time(10), end=time(10, 25))
+    set_availability(b, start=time(11), end=time(11, 25))
+    set_availability(c, start=time(12), end=time(12, 25))
+    return a, b, c
+
+
+def _greedy(requests, slots):
+    """First come (by request id), each takes the earliest free slot that fits."""
+    taken, served = set(), {}
+    for request_id, (earliest, latest) in sorted(requests.items()):
+        for provider_id, start, end in sorted(slots, key=lambda s: s[1]):
+            if (provider_id, start) not in taken and earliest <= start and end <= latest:
+                taken.add((provider_id, start))
+                served[request_id] = (provider_id, start)
+                break
+    return served
+
+
+def test_the_batch_serves_everyone_where_first_come_would_not_and_commit_books_it(
+        client, auth, world, create_provider, create_resident, create_service_type,
+        set_availability, frozen_clock):
+    create_service_type()
+    a, b, c = _three_slots(world, create_provider, set_availability)
+    third = create_resident(world.village_a1, name="Zhang Min", phone="+8613900139004")
+    windows = {
+        "flexible": (world.resident_a1, utc(1), utc(5)),      # 09:00-13:00 local: A, B or C
+        "middle": (world.resident_a2, utc(2), utc(3, 30)),    # 10:00-11:30: A or B
+        "tight": (third, utc(2), utc(2, 30)),                 # 10:00-10:30: A only
+    }
+    made = {name: request_for(resident, earliest, latest)
+            for name, (resident, earliest, latest) in windows.items()}
+    slots = [(a.id, utc(2), utc(2, 20)), (b.id, utc(3), utc(3, 20)), (c.id, utc(4), utc(4, 20))]
+    greedy = _greedy({made[n].id: windows[n][1:] for n in made}, slots)
+    assert len(greedy) == 2 and made["tight"].id not in greedy  # first come leaves one out
+    expected = {made["tight"].id: (a.id, "2026-12-02T02:00:00Z", "2026-12-02T02:20:00Z"),
+                made["middle"].id: (b.id, "2026-12-02T03:00:00Z", "2026-12-02T03:20:00Z"),
+                made["flexible"].id: (c.id, "2026-12-02T04:00:00Z", "2026-12-02T04:20:00Z")}
+
+    dry = run_batch(client, auth, world.users["coordinator"], commit=False)
+
+    assert dry.status_code == 200, dry.json
+    assert {x["request_id"]: (x["provider_id"], x["start"], x["end"])
+            for x in dry.json["assignments"]} == expected
+    assert dry.json["unassigned"] == []
+    assert dry.json["objective"]["assigned"] == 3
+    assert dry.json["objective"]["weighted_coverage"] == round(
+        sum(x["score"] for x in dry.json["assignments"]), 3)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 0
+    assert {r.status for r in db.session.scalars(sa.select(CareRequest))} == {"open"}
+
+    booked = run_batch(client, auth, world.users["coordinator"], commit=True)
+
+    assert booked.status_code == 200, booked.json
+    assert {x["request_id"]: (x["provider_id"], x["start"], x["end"])
+            for x in booked.json["assignments"]} == expected
+    assert booked.json["unassigned"] == []
+    for name, request in made.items():
+        db.session.refresh(request)
+        assert request.status == "booked", name
+        appointment = db.session.get(Appointment, request.appointment_id)
+        assert appointment.resident_id == windows[name][0].id
+        assert appointment.provider_id == expected[request.id][0]
+        assert appointment.start_at == datetime.fromisoformat(expected[request.id][1])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 3
+
+
+def _one_slot_two_requests(world, create_service_type, set_availability):
+    create_service_type()
+    set_availability(world.clinician_a, start=time(10), end=time(10, 25))  # one slot, 02:00Z
+
+
+def _check_only_second_served(response, provider, first, second, weight):
+    """The later request (higher id) takes the only slot; the first is left out."""
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert [(x["request_id"], x["provider_id"], x["start"]) for x in body["assignments"]] == [
+        (second.id, provider.id, "2026-12-02T02:00:00Z")]
+    assert body["assignments"][0]["score"] == weight
+    assert [u["request_id"] for u in body["unassigned"]] == [first.id]
+    assert "higher weight" in body["unassigned"][0]["reason"]
+
+
+def test_with_one_slot_the_resident_aged_80_or_more_gets_it(
+        client, auth, world, create_resident, create_service_type, set_availability,
+        frozen_clock):
+    _one_slot_two_requests(world, create_service_type, set_availability)
+    young = create_resident(world.village_a2, name="Young", birth_date=date(1970, 5, 1),
+                            phone="+8613900139005")
+    old = create_resident(world.village_a2, name="Old", birth_date=date(1940, 5, 1),
+                          phone="+8613900139006")
+    first = request_for(young, utc(1), utc(5))
+    second = request_for(old, utc(1), utc(5))
+
+    response = run_batch(client, auth, world.users["admin"])
+
+    # routine 1 + never served 2 + aged 80+ 1 + village never served 1
+    _check_only_second_served(response, world.clinician_a, first, second, 5.0)
+
+
+def test_with_one_slot_the_resident_never_served_gets_it(
+        client, auth, world, create_resident, create_service_type,
+        set_availability, frozen_clock):
+    _one_slot_two_requests(world, create_service_type, set_availability)
+    served = create_resident(world.village_a2, name="Served", birth_date=date(1970, 5, 1),
+                             phone="+8613900139005")
+    never = create_resident(world.village_a2, name="Never", birth_date=date(1970, 5, 1),
+                            phone="+8613900139006")
+    booking.record_session(SYSTEM, resident_id=served.id, provider_id=world.clinician_b.id,
+                           service_type="gp_consult", start=datetime(2026, 11, 20, 2, tzinfo=UTC),
+                           outcome="completed")
+    first = request_for(served, utc(1), utc(5))
+    second = request_for(never, utc(1), utc(5))
+
+    response = run_batch(client, auth, world.users["admin"])
+
+    # village_a2: resident_a2, served, never -> coverage 1/3
+    weight = round(1 + 2 + (1 - 1 / 3), 3)
+    _check_only_second_served(response, world.clinician_a, first, second, weight)
+
+
+def test_with_one_slot_an_urgent_request_beats_a_routine_one(
+        client, auth, world, create_resident, create_service_type, set_availability,
+        frozen_clock):
+    _one_slot_two_requests(world, create_service_type, set_availability)
+    routine = request_for(world.resident_a2, utc(1), utc(5), urgency="routine")
+    other = create_resident(world.village_a2, name="Twin", phone="+8613900139007")
+    urgent = request_for(other, utc(1), utc(5), urgency="urgent")
+
+    response = run_batch(client, auth, world.users["admin"])
+
+    # urgent 4 + never served 2 + aged 80+ 1 + village never served 1
+    _check_only_second_served(response, world.clinician_a, routine, urgent, 8.0)
+
+
+def test_unassigned_requests_say_why(
+        client, auth, world, create_service_type, set_availability, frozen_clock):
+    create_service_type()
+    create_service_type(code="dental", name="Dental check", required_skill="dentistry")
+    set_availability(world.clinician_a, start=time(10), end=time(10, 25))  # 02:00Z only
+    no_provider = request_for(world.resident_a1, utc(1), utc(5), service_type="dental")
+    no_slot = request_for(world.resident_a2, utc(6), utc(8))  # 14:00-16:00 local
+    served = request_for(world.resident_a1, utc(1), utc(5))
+    elsewhere = request_for(world.resident_b, utc(1), utc(5))  # county_b: clinician_b, no hours
+    set_availability(world.clinician_b, start=time(10), end=time(10, 25))
+    crowded = request_for(world.resident_a2, utc(1), utc(3))
+
+    response = run_batch(client, auth, world.users["admin"])
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    placed = {x["request_id"]: x["provider_id"] for x in body["assignments"]}
+    assert set(placed) == {elsewhere.id, served.id} or set(placed) == {elsewhere.id, crowded.id}
+    assert placed[elsewhere.id] == world.clinician_b.id
+    reasons = {u["request_id"]: u["reason"] for u in body["unassigned"]}
+    assert reasons[no_provider.id].startswith("no provider")
+    assert reasons[no_slot.id].startswith("no free slot")
+    loser = crowded.id if served.id in placed else served.id
+    assert "higher weight" in reasons[loser]
+    assert len(reasons) == 3
+    assert body["objective"]["assigned"] == 2
+
+
+def test_commit_reports_an_assignment_whose_slot_was_booked_meanwhile(
+        client, auth, world, create_provider, create_resident, create_service_type,
+        set_availability, monkeypatch, frozen_clock):
+    create_service_type()
+    a, b, _ = _three_slots(world, create_provider, set_availability)
+    walk_in = create_resident(world.village_a1, name="Walk In", phone="+8613900139008")
+    first = request_for(world.resident_a1, utc(2), utc(2, 30))  # A only
+    second = request_for(world.resident_a2, utc(3), utc(3, 30))  # B only
+    real_plan = batch.plan
+
+    def plan_then_manual_booking(*args, **kwargs):
+        result = real_plan(*args, **kwargs)
+        # A coordinator books A's 10:00 slot by hand between planning and booking.
+        booking.book_appointment(SYSTEM, resident_id=walk_in.id, provider_id=a.id,
+                                 service_type="gp_consult", start=utc(2))
+        return result
+
+    monkeypatch.setattr(batch, "plan", plan_then_manual_booking)
+
+    response = run_batch(client, auth, world.users["admin"], commit=True)
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert [(x["request_id"], x["provider_id"], x["start"]) for x in body["assignments"]] == [
+        (second.id, b.id, "2026-12-02T03:00:00Z")]
+    assert [u["request_id"] for u in body["unassigned"]] == [first.id]
+    assert body["unassigned"][0]["reason"].startswith("not booked")
+    assert body["objective"]["assigned"] == 1
+    db.session.expire_all()
+    assert overlapping_live_pairs() == []
+    at_a = db.session.scalars(sa.select(Appointment).where(Appointment.provider_id == a.id)).all()
+    assert [appt.resident_id for appt in at_a] == [walk_in.id]
+    assert db.session.get(CareRequest, first.id).status == "open"
+    assert db.session.get(CareRequest, first.id).appointment_id is None
+    assert db.session.get(CareRequest, second.id).status == "booked"
+
+
+def test_batch_refuses_requests_out_of_scope_or_not_open_and_an_inverted_window(
+        client, auth, world, create_service_type, set_availability, frozen_clock):
+    create_service_type()
+    set_availability(world.clinician_a)
+    mine = request_for(world.resident_a1, utc(1), utc(5))
+    outside = request_for(world.resident_b, utc(1), utc(5))  # county_b, not the coordinator's
+    closed = request_for(world.resident_a2, utc(1), utc(5))
+    cancel_care_request(SYSTEM, closed.id)
+    coordinator = world.users["coordinator"]
+
+    for ids in ([mine.id, outside.id], [mine.id, closed.id], [mine.id, 99_999]):
+        refused = run_batch(client, auth, coordinator, request_ids=ids)
+        assert refused.status_code == 422, (ids, refused.json)
+        assert "request_ids" in refused.json["error"]["fields"]
+
+    inverted = run_batch(client, auth, coordinator, **{"from": DAY_TO, "to": DAY_FROM})
+    assert inverted.status_code == 422, inverted.json
+    assert "to" in inverted.json["error"]["fields"]
+
+    fine = run_batch(client, auth, coordinator, request_ids=[mine.id])
+    assert fine.status_code == 200, fine.json
+    assert [x["request_id"] for x in fine.json["assignments"]] == [mine.id]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 0
