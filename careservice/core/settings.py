@@ -38,6 +38,7 @@ ENV_VARS = {
     "CARESERVICE_RECONCILE_AFTER_SECONDS": "RECONCILE_AFTER_SECONDS",
     "CARESERVICE_RECONCILE_INTERVAL_SECONDS": "RECONCILE_INTERVAL_SECONDS",
     "CARESERVICE_DIGEST_LOCAL_TIME": "DIGEST_LOCAL_TIME",
+    "CARESERVICE_BACKFILL_MODE": "BACKFILL_MODE",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -161,6 +162,8 @@ def _validate(s: dict, instance_path: str) -> None:
     for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES", "RECONCILE_AFTER_SECONDS"):
         if not isinstance(s[key], int) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number, 0 or more")
+    if s["BACKFILL_MODE"] not in ("book", "off"):
+        raise SettingsError("BACKFILL_MODE must be book or off")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:
         raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from careservice.extensions import db
+from careservice.matching import jobs as matching
 from careservice.reminders import jobs as reminders
 from careservice.scheduling import jobs as scheduling
 
@@ -29,6 +30,7 @@ JOBS = (
     PeriodicJob("reconcile_reminders", reminders.reconcile_reminders,
                 "RECONCILE_INTERVAL_SECONDS"),
     PeriodicJob("queue_vhw_digests", reminders.queue_vhw_digests, 900),
+    PeriodicJob("backfill_waitlist", matching.backfill_waitlist, 60),
     PeriodicJob("mark_no_shows", scheduling.mark_no_shows, 300),
     PeriodicJob("expire_care_requests", scheduling.expire_requests, 600),
     PeriodicJob("extend_series", scheduling.extend_series, 3600),

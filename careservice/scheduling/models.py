@@ -148,6 +148,8 @@ class Appointment(Timestamps, db.Model):
     cancelled_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"))
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the waitlist backfill looked at this cancelled session's freed slot.
+    backfill_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notes: Mapped[str | None] = mapped_column(sa.Text)
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
 
