@@ -10,7 +10,7 @@ import secrets
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from careservice.core import audit
 from careservice.core.auth import Actor
@@ -245,7 +245,9 @@ def update_resident(actor: Actor, resident_id: int, data: dict) -> Resident:
 
 
 def list_providers(*, kind=None, active=None, region_id=None, limit=50, offset=0) -> dict:
-    query = sa.select(Provider).order_by(Provider.id)
+    # service_region_ids is in every item: load the regions of the whole page at once.
+    query = (sa.select(Provider).order_by(Provider.id)
+             .options(selectinload(Provider.service_regions)))
     if kind is not None:
         query = query.where(Provider.kind == kind)
     if active is not None:

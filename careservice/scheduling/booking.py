@@ -16,7 +16,7 @@ from functools import cache
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from careservice.core import audit
@@ -130,7 +130,9 @@ def list_appointments(actor: Actor, *, provider_id=None, resident_id=None, regio
         query = query.where(Appointment.start_at >= start)
     if end is not None:
         query = query.where(Appointment.start_at < end)
-    return paginate(query.order_by(Appointment.start_at, Appointment.id), limit, offset)
+    # Each item names its service type: load them for the whole page at once.
+    return paginate(query.order_by(Appointment.start_at, Appointment.id)
+                    .options(selectinload(Appointment.service_type)), limit, offset)
 
 
 # References in a request body: unknown or out of scope is 422 on the field.

@@ -1,6 +1,7 @@
 """Care requests: the waitlist of needs not yet booked."""
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from careservice.core import audit
 from careservice.core.auth import Actor
@@ -36,7 +37,8 @@ def list_care_requests(actor: Actor, *, resident_id=None, status=None, urgency=N
         query = query.where(CareRequest.status.in_(status))
     if urgency:
         query = query.where(CareRequest.urgency.in_(urgency))
-    return paginate(query.order_by(CareRequest.id), limit, offset)
+    return paginate(query.order_by(CareRequest.id)
+                    .options(selectinload(CareRequest.service_type)), limit, offset)
 
 
 def create_care_request(actor: Actor, *, resident_id: int, service_type: str, earliest, latest,
