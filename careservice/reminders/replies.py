@@ -74,6 +74,8 @@ def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
         if appointment is None:
             reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
         else:
+            # On a shared phone, answer in the language of the one whose session it is.
+            language = messages.choose_language(appointment.resident.languages)
             reply = _act(appointment, intent, language, message_sid)
     db.session.add(InboundMessage(
         message_sid=message_sid, from_number=phone[:20], body=body[:1600],

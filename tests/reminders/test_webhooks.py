@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from careservice.extensions import db
 from careservice.people.models import Resident
-from careservice.reminders import keywords
+from careservice.reminders import keywords, messages
 from careservice.reminders.dispatch import dispatch_due
 from careservice.reminders.keywords import Intent
 from careservice.reminders.messages import Kind, render
@@ -796,3 +796,22 @@ def test_a_retried_stop_after_start_does_not_opt_out_again(book, sms, world):
     assert reply_to(sms("STOP", sid=sid)) == render(Kind.REPLY_STOPPED, "zh-CN")
 
     assert db.session.get(Resident, world.resident_a1.id).opted_out_at is None
+
+
+def test_on_a_shared_phone_the_answer_is_in_the_language_of_the_session_owner(
+        app, world, twilio_post, create_resident, create_service_type, set_availability,
+        create_appointment, frozen_clock):
+    create_service_type()
+    set_availability(world.clinician_a)
+    # resident_a1 (zh-CN, lower id) shares the phone with an Indonesian speaker who has
+    # the only upcoming session.
+    speaker = create_resident(world.village_a1, name="Siti Aminah",
+                              phone=world.resident_a1.phone, languages=["id"])
+    create_appointment(speaker, world.clinician_a, datetime(2026, 12, 3, 2, 0, tzinfo=UTC))
+
+    response = twilio_post("/webhooks/twilio/inbound", {
+        "MessageSid": "SM" + "5" * 32, "From": world.resident_a1.phone, "To": "+15005550006",
+        "Body": "1"})
+
+    assert response.status_code == 200
+    assert messages.render("reply_confirmed", "id") in response.get_data(as_text=True)
