@@ -122,7 +122,7 @@ def _options(request: CareRequest, start: datetime, end: datetime, cache: dict):
         key = (provider.id, kind.id)
         if key not in cache:
             cache[key] = free_slots(provider, kind, start, end)
-        fixed, _ = scoring._provider_terms(provider, resident, kind, resident.region, last,
+        fixed, _ = scoring.provider_terms(provider, resident, kind, resident.region, last,
                                            cache[key][0]) if cache[key] else (0.0, [])
         for slot in cache[key]:
             if slot.start < window_start or slot.end > window_end:

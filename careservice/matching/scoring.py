@@ -10,7 +10,6 @@ says an interpreter is needed. Soft rules add up to the score, each weighted
 by a setting (MATCH_WEIGHT_*).
 """
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,9 +20,16 @@ from careservice.core.auth import Actor
 from careservice.core.errors import NotFound, ValidationFailed
 from careservice.core.time import overlaps, zone
 from careservice.extensions import db
-from careservice.people.models import Modality, Provider, Region, Resident
+from careservice.people.models import (
+    Modality,
+    Provider,
+    Region,
+    Resident,
+    partnered_ancestor,
+    path_ids,
+)
 from careservice.people.services import find_resident
-from careservice.scheduling.booking import body_service_type, great_circle_km
+from careservice.scheduling.booking import body_service_type, minutes_between
 from careservice.scheduling.models import LIVE, Appointment, ServiceType, Status
 from careservice.scheduling.slots import Slot, free_slots, offers
 
@@ -63,13 +69,12 @@ def last_provider_id(resident: Resident, service_type: ServiceType) -> int | Non
 
 
 def is_partner(provider: Provider, village: Region) -> Region | None:
-    """The partnered region of the village the provider's home belongs to, if any."""
-    chain = {int(part) for part in village.path.strip("/").split("/")}
-    for part in provider.home_region.path.strip("/").split("/"):
-        region = db.session.get(Region, int(part))
-        if region.partner_region_id in chain:
-            return region
-    return None
+    """The provider's home region partnered with the village's, if any."""
+    home_chain = path_ids(provider.home_region.path)
+    partners = dict(db.session.execute(
+        sa.select(Region.id, Region.partner_region_id).where(Region.id.in_(home_chain))).all())
+    region_id = partnered_ancestor(provider.home_region.path, village.path, partners.get)
+    return db.session.get(Region, region_id) if region_id is not None else None
 
 
 def week_load(provider: Provider, at: datetime) -> float:
@@ -84,14 +89,6 @@ def week_load(provider: Provider, at: datetime) -> float:
             Appointment.start_at >= week_start,
             Appointment.start_at < week_start + timedelta(days=7))).scalar_one()
     return booked / (provider.max_sessions_per_day * 7)
-
-
-def travel_minutes(provider: Provider, village: Region) -> int | None:
-    home = provider.home_region
-    if None in (home.latitude, home.longitude, village.latitude, village.longitude):
-        return None
-    km = great_circle_km(home.latitude, home.longitude, village.latitude, village.longitude)
-    return math.ceil(km / current_app.config["TRAVEL_SPEED_KMH"] * 60)
 
 
 def resident_busy(resident: Resident, start: datetime, end: datetime) -> list[tuple]:
@@ -122,7 +119,7 @@ def suggest(actor: Actor, *, resident_id: int, service_type: str, start: datetim
                  if not any(overlaps(s.start, s.end, b_start, b_end) for b_start, b_end in busy)]
         if not slots:
             continue
-        fixed, reasons = _provider_terms(provider, resident, kind, village, last, slots[0])
+        fixed, reasons = provider_terms(provider, resident, kind, village, last, slots[0])
         scored = []
         for slot in slots:
             lead = (slot.start - start) / (end - start)
@@ -145,7 +142,7 @@ def _when(slot: Slot, start: datetime) -> str:
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def _provider_terms(provider, resident, kind, village, last, first_slot) -> tuple[float, list]:
+def provider_terms(provider, resident, kind, village, last, first_slot) -> tuple[float, list]:
     """The part of the score that does not depend on the start, and its reasons."""
     config = current_app.config
     score, reasons = 0.0, []
@@ -168,7 +165,7 @@ def _provider_terms(provider, resident, kind, village, last, first_slot) -> tupl
     score -= config["MATCH_WEIGHT_LOAD"] * load
     reasons.append(f"{load:.0%} of this week's capacity booked")
     if kind.modality == Modality.HOME_VISIT:
-        minutes = travel_minutes(provider, village)
+        minutes = minutes_between(provider.home_region, village)
         if minutes is not None:
             score -= config["MATCH_WEIGHT_TRAVEL"] * minutes / 60
             reasons.append(f"about {minutes} min travel from {provider.home_region.name}")

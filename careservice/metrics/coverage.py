@@ -29,7 +29,14 @@ from careservice.core.auth import Actor
 from careservice.core.errors import Forbidden, NotFound, ValidationFailed
 from careservice.core.models import Role
 from careservice.extensions import db
-from careservice.people.models import Provider, Region, RegionKind, Resident
+from careservice.people.models import (
+    Provider,
+    Region,
+    RegionKind,
+    Resident,
+    partnered_ancestor,
+    path_ids,
+)
 from careservice.reminders.models import Reminder, ReminderStatus
 from careservice.scheduling.models import Appointment, CareRequest, RequestStatus, ServiceType
 
@@ -183,8 +190,8 @@ def _load(paths: list[str], start: datetime, end: datetime) -> _Data:
 
 
 def _ancestor_at(regions: dict, village_id: int, level: str) -> int | None:
-    for part in regions[village_id].path.strip("/").split("/"):
-        region = regions.get(int(part))
+    for region_id in path_ids(regions[village_id].path):
+        region = regions.get(region_id)
         if region is not None and region.kind == level:
             return region.id
     return None
@@ -267,12 +274,8 @@ def _rows(data: _Data, group_by: str, level: str, end: datetime) -> list[dict]:
 
 def _across_partners(regions: dict, village_id: int, provider_home_id: int) -> bool:
     """The provider's home lies in a region partnered with one holding the village."""
-    village_chain = {int(p) for p in regions[village_id].path.strip("/").split("/")}
-    for part in regions[provider_home_id].path.strip("/").split("/"):
-        partner = regions[int(part)].partner_region_id
-        if partner is not None and partner in village_chain:
-            return True
-    return False
+    return partnered_ancestor(regions[provider_home_id].path, regions[village_id].path,
+                              lambda region_id: regions[region_id].partner_region_id) is not None
 
 
 def _equity(data: _Data) -> dict:

@@ -50,6 +50,21 @@ class Modality(StrEnum):
     HOME_VISIT = "home_visit"
 
 
+def path_ids(path: str) -> list[int]:
+    """The region ids of a materialised path, the root first: "/1/4/17/" -> [1, 4, 17]."""
+    return [int(part) for part in path.strip("/").split("/") if part]
+
+
+def partnered_ancestor(home_path: str, village_path: str, partner_of) -> int | None:
+    """The region at or above a provider's home that is partnered with one at or above
+    the village (the east-west programme), or None. `partner_of(id)` gives a region's partner."""
+    chain = set(path_ids(village_path))
+    for region_id in path_ids(home_path):
+        if partner_of(region_id) in chain:
+            return region_id
+    return None
+
+
 class Region(Timestamps, db.Model):
     """A node of province > county > township > village.
 

@@ -25,6 +25,7 @@ from careservice.people.models import (
     Region,
     RegionKind,
     Resident,
+    path_ids,
     provider_regions,
 )
 
@@ -260,7 +261,7 @@ def list_providers(*, kind=None, active=None, region_id=None, limit=50, offset=0
             # Homed or serving inside the region, or serving an area that holds it
             # (a caregiver of a township serves each of its villages).
             inside = sa.select(Region.id).where(region_subtree_clause(region))
-            around = [int(part) for part in region.path.strip("/").split("/")]
+            around = path_ids(region.path)
             served = (sa.select(provider_regions.c.provider_id)
                       .where(sa.or_(provider_regions.c.region_id.in_(inside),
                                     provider_regions.c.region_id.in_(around))))

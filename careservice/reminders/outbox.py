@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from careservice.core.time import utcnow, zone
+from careservice.core.time import utcnow
 from careservice.extensions import db
 from careservice.people.models import Modality, Resident
 from careservice.reminders import messages, quiet
@@ -16,8 +16,6 @@ from careservice.reminders.messages import Kind
 from careservice.reminders.models import Reminder, ReminderStatus
 
 BEFORE = {Kind.REMINDER_24H: timedelta(hours=24), Kind.REMINDER_2H: timedelta(hours=2)}
-RESIDENT_KINDS = (Kind.CONFIRMATION, Kind.REMINDER_24H, Kind.REMINDER_2H, Kind.CHANGE,
-                  Kind.CANCELLATION)
 
 
 def dedupe_key(appointment, kind: str) -> str:
@@ -124,8 +122,3 @@ def void_pending(appointment_id: int) -> int:
         .execution_options(synchronize_session=False)
     ).rowcount
 
-
-def local_day_bounds(day, tz_name: str) -> tuple[datetime, datetime]:
-    tz = zone(tz_name)
-    start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
-    return start, start + timedelta(days=1)

@@ -14,7 +14,7 @@ from careservice.core.fields import normalise_phone
 from careservice.core.models import Role, User
 from careservice.core.time import utcnow
 from careservice.extensions import db
-from careservice.people.models import Region, Resident
+from careservice.people.models import Region, Resident, path_ids
 from careservice.reminders import messages
 from careservice.reminders.keywords import Intent, parse_reply
 from careservice.reminders.messages import Kind
@@ -163,10 +163,9 @@ def _ask_to_reschedule(appointment: Appointment, message_sid: str) -> None:
 
 def village_health_workers(resident: Resident) -> list[User]:
     """Active vhw users whose regions hold the resident's village."""
-    region = resident.region
-    ancestors = [int(part) for part in region.path.strip("/").split("/")]
     return db.session.execute(
         sa.select(User).join(User.regions).where(
-            User.role == Role.VHW, User.active.is_(True), Region.id.in_(ancestors))
+            User.role == Role.VHW, User.active.is_(True),
+            Region.id.in_(path_ids(resident.region.path)))
         .distinct()
     ).scalars().all()

@@ -262,7 +262,11 @@ def travel_minutes(provider: Provider, village: Region, start: datetime) -> int 
             Appointment.end_at <= start, Appointment.start_at >= day_start)
         .order_by(Appointment.end_at.desc()).limit(1)
     ).scalar_one_or_none()
-    origin = previous or provider.home_region
+    return minutes_between(previous or provider.home_region, village)
+
+
+def minutes_between(origin: Region, village: Region) -> int | None:
+    """Travel minutes by great-circle distance at TRAVEL_SPEED_KMH; None without coordinates."""
     if None in (origin.latitude, origin.longitude, village.latitude, village.longitude):
         return None
     km = great_circle_km(origin.latitude, origin.longitude, village.latitude, village.longitude)

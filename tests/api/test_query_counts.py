@@ -41,13 +41,18 @@ def test_listing_providers_does_not_query_per_provider(client, auth, world, crea
 def test_listing_appointments_does_not_query_per_appointment(
         client, auth, world, create_service_type, set_availability, create_appointment,
         frozen_clock):
-    create_service_type()
+    # A service type per appointment: a lazy load per item could not hide behind
+    # the session's identity map.
+    codes = [f"gp_consult_{i}" for i in range(5)]
+    for code in codes:
+        create_service_type(code=code)
     set_availability(world.clinician_a)
     admin = auth(world.users["admin"])
     start = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
-    create_appointment(world.resident_a1, world.clinician_a, start)
+    create_appointment(world.resident_a1, world.clinician_a, start, service_type=codes[0])
     few = queries_for(client, "/api/v1/appointments", admin)
     for i in range(1, 5):
-        create_appointment(world.resident_a1, world.clinician_a, start + timedelta(hours=i))
+        create_appointment(world.resident_a1, world.clinician_a, start + timedelta(hours=i),
+                           service_type=codes[i])
 
     assert queries_for(client, "/api/v1/appointments", admin) == few
