@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -57,6 +58,16 @@ def advisory_locks(session, *keys: tuple[int, int]) -> None:
     transaction there begins IMMEDIATE and so already holds the write lock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    # One round trip; PostgreSQL evaluates a select list left to right.
-    session.execute(sa.select(*(sa.func.pg_advisory_xact_lock(namespace, key)
-                                for namespace, key in sorted(set(keys)))))
+    ordered = sorted(set(keys))
+    session.execute(_lock_statement(len(ordered)),
+                    {f"{part}{i}": value for i, pair in enumerate(ordered)
+                     for part, value in zip("nk", pair, strict=True)})
+
+
+@cache
+def _lock_statement(count: int) -> sa.Select:
+    """One round trip for `count` locks; PostgreSQL evaluates a select list left
+    to right, so they are taken in the order given."""
+    return sa.select(*(sa.func.pg_advisory_xact_lock(sa.bindparam(f"n{i}", type_=sa.Integer),
+                                                     sa.bindparam(f"k{i}", type_=sa.Integer))
+                       for i in range(count)))

@@ -1,5 +1,6 @@
 """Regions, residents and providers."""
 
+import secrets
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -153,6 +154,10 @@ provider_regions = sa.Table(
 )
 
 
+def new_availability_tag() -> str:
+    return secrets.token_hex(8)
+
+
 class Provider(Timestamps, db.Model):
     """A clinician (video, phone) or caregiver (home visits).
 
@@ -179,6 +184,10 @@ class Provider(Timestamps, db.Model):
     max_sessions_per_day: Mapped[int] = mapped_column(sa.Integer, default=8)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     calendar_token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Renewed whenever the weekly rules or exceptions change (see
+    # scheduling.availability), so a process may keep them cached under it.
+    availability_tag: Mapped[str] = mapped_column(
+        sa.String(16), default=new_availability_tag, server_default="0")
 
     home_region: Mapped[Region] = relationship()
     service_regions: Mapped[list[Region]] = relationship(

@@ -11,9 +11,14 @@ from careservice.core.errors import Forbidden, NotFound, ValidationFailed
 from careservice.core.models import Role
 from careservice.core.time import local_to_utc, overlaps, zone
 from careservice.extensions import db
-from careservice.people.models import Provider
+from careservice.people.models import Provider, new_availability_tag
 from careservice.people.services import get_provider
-from careservice.scheduling.models import AvailabilityException, AvailabilityRule, ExceptionKind
+from careservice.scheduling.models import (
+    AvailabilityException,
+    AvailabilityRule,
+    ExceptionKind,
+    rule_applies_on,
+)
 
 
 def check_may_manage_calendar(actor: Actor, provider: Provider) -> None:
@@ -64,6 +69,7 @@ def replace_rules(actor: Actor, provider_id: int, rules: list[dict]) -> list[Ava
         for rule in rules
     )
     audit.record(actor, "availability.replace", "provider", provider.id, rules=len(rules))
+    provider.availability_tag = new_availability_tag()
     db.session.commit()
     return list_rules(provider.id)
 
@@ -82,6 +88,7 @@ def add_exception(actor: Actor, provider_id: int, data: dict) -> AvailabilityExc
     exception = AvailabilityException(provider_id=provider.id, start_at=data["start"],
                                       end_at=data["end"], kind=data["kind"])
     db.session.add(exception)
+    provider.availability_tag = new_availability_tag()
     db.session.flush()
     audit.record(actor, "availability.exception.add", "provider", provider.id,
                  exception_id=exception.id)
@@ -96,6 +103,7 @@ def delete_exception(actor: Actor, provider_id: int, exception_id: int) -> None:
     if exception is None or exception.provider_id != provider.id:
         raise NotFound("No such exception.")
     db.session.delete(exception)
+    provider.availability_tag = new_availability_tag()
     audit.record(actor, "availability.exception.delete", "provider", provider.id,
                  exception_id=exception_id)
     db.session.commit()
@@ -123,7 +131,7 @@ def working_windows(tz_name: str, rules, exceptions, start: datetime,
     last = end.astimezone(tz).date()
     while day <= last:
         for rule in rules:
-            if rule.applies_on(day):
+            if rule_applies_on(rule, day):
                 opens = _first_real_instant(day, rule.start_time, tz)
                 closes = _first_real_instant(day, rule.end_time, tz)
                 if opens < closes and overlaps(opens, closes, start, end):

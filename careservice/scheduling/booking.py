@@ -12,11 +12,18 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import (
+    aliased,
+    contains_eager,
+    joinedload,
+    make_transient_to_detached,
+    selectinload,
+)
 from sqlalchemy.orm.exc import StaleDataError
 
 from careservice.core import audit
@@ -34,7 +41,7 @@ from careservice.core.models import Role
 from careservice.core.pagination import paginate
 from careservice.core.time import UTCDateTime, overlaps, utcnow, zone
 from careservice.extensions import db
-from careservice.people.models import Modality, Provider, Region, Resident
+from careservice.people.models import Modality, Provider, Region, Resident, provider_regions
 from careservice.people.services import (
     find_resident,
     region_subtree_clause,
@@ -163,24 +170,51 @@ def body_service_type(code: str) -> ServiceType:
     return service_type
 
 
-def body_parties(actor: Actor, resident_id: int, provider_id: int,
-                 code: str) -> tuple[Resident, Provider, ServiceType]:
+class Parties(NamedTuple):
+    resident: Resident
+    provider: Provider
+    service_type: ServiceType
+    serves: bool  # the provider serves the resident's village
+
+
+@cache
+def _parties_query() -> sa.Select:
+    """Built once (the caller adds its scope): the resident with their village,
+    the provider and the service type as one row, and whether the provider's
+    service regions (none: everywhere) include the village."""
+    served_region = aliased(Region)
+    mine = provider_regions.c.provider_id == Provider.id
+    serves = sa.or_(
+        ~sa.exists().where(mine),
+        sa.exists().where(mine, provider_regions.c.region_id == served_region.id,
+                          Region.path.startswith(served_region.path, autoescape=False)),
+    )
+    return (
+        # Three single-row lookups side by side: a deliberate cross join.
+        sa.select(Resident, Provider, ServiceType, serves.label("serves"))
+        .select_from(Resident).join(Region, Resident.region_id == Region.id)
+        .join(Provider, sa.true()).join(ServiceType, sa.true())
+        .where(Resident.id == sa.bindparam("resident_id"),
+               Provider.id == sa.bindparam("provider_id"),
+               ServiceType.code == sa.bindparam("code"))
+        .options(contains_eager(Resident.region))
+    )
+
+
+def body_parties(actor: Actor, resident_id: int, provider_id: int, code: str) -> Parties:
     """The resident, provider and service type a request body names, in one
     query; when one is missing or out of reach, the lookups one by one say
     which field is wrong."""
     if not (actor.is_provider and provider_id != actor.provider_id):
         row = db.session.execute(
-            sa.select(Resident, Provider, ServiceType)
-            # Three single-row lookups side by side: a deliberate cross join.
-            .select_from(Resident).join(Provider, sa.true()).join(ServiceType, sa.true())
-            .where(Resident.id == resident_id, visible_residents_clause(actor),
-                   Provider.id == provider_id, ServiceType.code == code)
-            .options(joinedload(Resident.region), joinedload(Provider.service_regions))
-        ).unique().one_or_none()
+            _parties_query().where(visible_residents_clause(actor)),
+            {"resident_id": resident_id, "provider_id": provider_id, "code": code},
+        ).one_or_none()
         if row is not None:
-            return tuple(row)
-    return (body_resident(actor, resident_id), body_provider(actor, provider_id),
-            body_service_type(code))
+            return Parties(*row)
+    resident = body_resident(actor, resident_id)
+    provider = body_provider(actor, provider_id)
+    return Parties(resident, provider, body_service_type(code), serves_village(provider, resident))
 
 
 def check_may_book(actor: Actor) -> None:
@@ -188,13 +222,20 @@ def check_may_book(actor: Actor) -> None:
         raise Forbidden("This role may not book.")
 
 
-def check_provider_serves(provider: Provider, service_type: ServiceType, resident: Resident):
+def serves_village(provider: Provider, resident: Resident) -> bool:
+    served = provider.service_regions
+    return not served or resident.region.is_within([region.path for region in served])
+
+
+def check_provider_serves(provider: Provider, service_type: ServiceType, resident: Resident,
+                          serves: bool | None = None):
+    """Active, offers the service, serves the village (`serves`, when the caller
+    already knows it)."""
     if not provider.active:
         raise field_error("provider_id", "The provider is not active.")
     if not offers(provider, service_type):
         raise field_error("provider_id", "The provider does not offer this service.")
-    served = provider.service_regions
-    if served and not resident.region.is_within([region.path for region in served]):
+    if not (serves_village(provider, resident) if serves is None else serves):
         raise field_error("provider_id", "The provider does not serve the resident's village.")
 
 
@@ -206,9 +247,10 @@ def lock_parties(provider_id: int, resident_id: int, *more_providers: int) -> No
     advisory_locks(db.session, *keys, (RESIDENT_LOCK, resident_id))
 
 
-@cache
-def _refusal_query() -> sa.Select:
-    """Built once: the statement is the same for every booking, only values change."""
+def _guard_clauses():
+    """The questions every booking asks under the lock, on bound parameters: is
+    it the provider's session that day, does it meet the provider's sessions
+    with their buffers, does it meet the resident's sessions."""
     param = sa.bindparam
     start, end = param("start", type_=UTCDateTime), param("end", type_=UTCDateTime)
     block_end = param("block_end", type_=UTCDateTime)
@@ -219,12 +261,55 @@ def _refusal_query() -> sa.Select:
     provider_clash = mine & overlaps(Appointment.start_at, Appointment.block_end_at,
                                      start, block_end)
     resident_clash = theirs & overlaps(Appointment.start_at, Appointment.end_at, start, end)
+    return Appointment.status.in_(LIVE), on_day, provider_clash, resident_clash
+
+
+@cache
+def _refusal_query() -> sa.Select:
+    """Built once: why a guarded insert inserted nothing."""
+    live, on_day, provider_clash, resident_clash = _guard_clauses()
 
     def flag(condition):
         return sa.func.coalesce(sa.func.max(sa.case((condition, 1), else_=0)), 0)
 
     return (sa.select(sa.func.count().filter(on_day), flag(provider_clash), flag(resident_clash))
-            .where(Appointment.status.in_(LIVE), sa.or_(on_day, provider_clash, resident_clash)))
+            .where(live, sa.or_(on_day, provider_clash, resident_clash)))
+
+
+GUARDED_COLUMNS = (
+    "resident_id", "provider_id", "service_type_id", "start_at", "end_at", "block_end_at",
+    "modality", "join_url", "visit_region_id", "travel_minutes", "status", "booked_by_id",
+    "on_behalf", "recorded", "series_id", "rescheduled_from_id", "notes", "version",
+    "created_at", "updated_at",
+)
+
+
+@cache
+def _guarded_insert() -> sa.Insert:
+    """Built once: INSERT ... SELECT ... WHERE nobody clashes and the day has room,
+    RETURNING the id; no row back means refused (then `_refusal_query` says why).
+    One round trip for the check and the write, under the lock."""
+    live, on_day, provider_clash, resident_clash = _guard_clauses()
+    table = Appointment.__table__
+    cap = sa.bindparam("cap", type_=sa.Integer)
+    sessions_that_day = sa.select(sa.func.count()).where(live, on_day).scalar_subquery()
+    values = sa.select(*(sa.bindparam(f"v_{name}", type_=table.c[name].type)
+                         for name in GUARDED_COLUMNS)).where(
+        ~sa.exists().where(live, provider_clash),
+        ~sa.exists().where(live, resident_clash),
+        sa.or_(cap.is_(None), sessions_that_day < cap),
+    )
+    return (sa.insert(table).from_select(GUARDED_COLUMNS, values, include_defaults=False)
+            .returning(table.c.id))
+
+
+def _guard_params(provider: Provider, resident_id: int, start: datetime, end: datetime,
+                  block_end: datetime) -> dict:
+    tz = zone(provider.timezone)
+    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    return {"provider_id": provider.id, "resident_id": resident_id, "start": start, "end": end,
+            "block_end": block_end, "day_start": day_start,
+            "day_end": day_start + timedelta(days=1)}
 
 
 def find_refusal(provider: Provider, resident_id: int, start: datetime, end: datetime,
@@ -233,15 +318,10 @@ def find_refusal(provider: Provider, resident_id: int, start: datetime, end: dat
 
     One query answers all three questions (the provider's sessions that day,
     an overlap with the provider's sessions and buffers, an overlap with the
-    resident's sessions), since every booking pays for it under the lock.
+    resident's sessions).
     """
-    tz = zone(provider.timezone)
-    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
     sessions_that_day, provider_busy, resident_busy = db.session.execute(
-        _refusal_query(), {"provider_id": provider.id, "resident_id": resident_id,
-                           "start": start, "end": end, "block_end": block_end,
-                           "day_start": day_start, "day_end": day_start + timedelta(days=1)}
-    ).one()
+        _refusal_query(), _guard_params(provider, resident_id, start, end, block_end)).one()
     if provider_busy:
         return "The provider is already booked then."
     if resident_busy:
@@ -249,6 +329,24 @@ def find_refusal(provider: Provider, resident_id: int, start: datetime, end: dat
     if check_cap and sessions_that_day >= provider.max_sessions_per_day:
         return "The provider's day is full."
     return None
+
+
+def insert_guarded(appointment: Appointment, provider: Provider, *, check_cap: bool) -> None:
+    """Write `appointment` (built, not yet in the session) if nothing clashes,
+    and make it a persistent object of the session; 409 with the reason if not."""
+    params = _guard_params(provider, appointment.resident_id, appointment.start_at,
+                           appointment.end_at, appointment.block_end_at)
+    params["cap"] = provider.max_sessions_per_day if check_cap else None
+    params.update((f"v_{name}", getattr(appointment, name)) for name in GUARDED_COLUMNS)
+    appointment_id = db.session.execute(_guarded_insert(), params).scalar()
+    if appointment_id is None:
+        raise SlotUnavailable(find_refusal(provider, appointment.resident_id, appointment.start_at,
+                                           appointment.end_at, appointment.block_end_at,
+                                           check_cap=check_cap)
+                              or "That time was taken meanwhile.")
+    appointment.id = appointment_id
+    make_transient_to_detached(appointment)
+    db.session.add(appointment)
 
 
 def travel_minutes(provider: Provider, village: Region, start: datetime) -> int | None:
@@ -298,24 +396,25 @@ def place_appointment(actor: Actor, resident: Resident, provider: Provider,
             raise SlotUnavailable("The start is outside the minimum notice or booking horizon.")
         if not fits_availability(provider, service_type, start):
             raise SlotUnavailable("The provider is not available then.")
-    refusal = find_refusal(provider, resident.id, start, end, block_end,
-                           check_cap=check_calendar)
-    if refusal:
-        raise SlotUnavailable(refusal)
+    now = utcnow()
     appointment = Appointment(
-        resident=resident, provider=provider, service_type=service_type, start_at=start,
+        resident=resident, resident_id=resident.id, provider=provider, provider_id=provider.id,
+        service_type=service_type, service_type_id=service_type.id, start_at=start,
         end_at=end, block_end_at=block_end, modality=service_type.modality, status=status,
         recorded=recorded, booked_by_id=actor.user_id,
         on_behalf=actor.provider_id != provider.id, series_id=series_id,
-        rescheduled_from_id=rescheduled_from_id, notes=notes,
+        rescheduled_from_id=rescheduled_from_id, notes=notes, join_url=None,
+        visit_region_id=None, travel_minutes=None, version=1, created_at=now, updated_at=now,
+        # Set, not left out: a column missing here would be reloaded when read.
+        cancel_reason=None, cancelled_by_id=None, checked_in_at=None, backfill_checked_at=None,
     )
     if service_type.modality == Modality.VIDEO and not recorded:
         appointment.join_url = new_join_url()
     elif service_type.modality == Modality.HOME_VISIT:
         appointment.visit_region = resident.region
+        appointment.visit_region_id = resident.region.id
         appointment.travel_minutes = travel_minutes(provider, resident.region, start)
-    db.session.add(appointment)
-    db.session.flush()
+    insert_guarded(appointment, provider, check_cap=check_calendar)
     return appointment
 
 
@@ -339,8 +438,9 @@ def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, servic
     check_may_book(actor)
 
     def work():
-        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
-        check_provider_serves(provider, kind, resident)
+        resident, provider, kind, serves = body_parties(actor, resident_id, provider_id,
+                                                        service_type)
+        check_provider_serves(provider, kind, resident, serves)
         request = (_take_care_request(actor, care_request_id, resident, kind, start)
                    if care_request_id is not None else None)
         appointment = place_appointment(actor, resident, provider, kind, start)
@@ -370,7 +470,7 @@ def record_session(actor: Actor, *, resident_id: int, provider_id: int, service_
     check_may_book(actor)
 
     def work():
-        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
+        resident, provider, kind, _ = body_parties(actor, resident_id, provider_id, service_type)
         appointment = place_appointment(actor, resident, provider, kind, start,
                                         status=Status(outcome), recorded=True,
                                         check_calendar=False, notes=notes)

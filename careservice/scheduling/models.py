@@ -54,9 +54,14 @@ class AvailabilityRule(db.Model):
     valid_to: Mapped[date | None] = mapped_column(sa.Date)
 
     def applies_on(self, day: date) -> bool:
-        return (day.weekday() == self.weekday
-                and (self.valid_from is None or day >= self.valid_from)
-                and (self.valid_to is None or day <= self.valid_to))
+        return rule_applies_on(self, day)
+
+
+def rule_applies_on(rule, day: date) -> bool:
+    """A weekly rule (a model or a row of its columns) holds on that local day."""
+    return (day.weekday() == rule.weekday
+            and (rule.valid_from is None or day >= rule.valid_from)
+            and (rule.valid_to is None or day <= rule.valid_to))
 
 
 class ExceptionKind(StrEnum):

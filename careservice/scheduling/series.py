@@ -137,8 +137,9 @@ def create_series(actor: Actor, *, resident_id: int, provider_id: int, service_t
     check_may_book(actor)
 
     def work():
-        resident, provider, kind = body_parties(actor, resident_id, provider_id, service_type)
-        check_provider_serves(provider, kind, resident)
+        resident, provider, kind, serves = body_parties(actor, resident_id, provider_id,
+                                                        service_type)
+        check_provider_serves(provider, kind, resident, serves)
         tz = zone(provider.timezone)
         parse_rrule(rrule, start.astimezone(tz).replace(tzinfo=None), tz)
         series = Series(resident=resident, provider=provider, service_type=kind, start_at=start,

@@ -1,6 +1,7 @@
 """Free slots: availability windows, minus what is booked, on a grid."""
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -90,24 +91,68 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
 
 @cache
 def _calendar_queries() -> tuple[sa.Select, sa.Select]:
-    """Built once: every booking runs both."""
+    """Built once; plain rows, not models, since they are kept between requests."""
     provider_id = sa.bindparam("provider_id")
-    rules = sa.select(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id)
-    exceptions = sa.select(AvailabilityException).where(
-        AvailabilityException.provider_id == provider_id,
-        overlaps(AvailabilityException.start_at, AvailabilityException.end_at,
-                 sa.bindparam("start", type_=UTCDateTime), sa.bindparam("end", type_=UTCDateTime)))
+    rules = sa.select(AvailabilityRule.weekday, AvailabilityRule.start_time,
+                      AvailabilityRule.end_time, AvailabilityRule.valid_from,
+                      AvailabilityRule.valid_to).where(AvailabilityRule.provider_id == provider_id)
+    exceptions = sa.select(
+        AvailabilityException.start_at, AvailabilityException.end_at, AvailabilityException.kind,
+    ).where(AvailabilityException.provider_id == provider_id,
+            AvailabilityException.end_at > sa.bindparam("since", type_=UTCDateTime))
     return rules, exceptions
 
 
-def load_exceptions_and_rules(provider_id: int, start: datetime, end: datetime):
-    margin = timedelta(days=1)
-    rules_query, exceptions_query = _calendar_queries()
-    rules = db.session.execute(rules_query, {"provider_id": provider_id}).scalars().all()
-    exceptions = db.session.execute(exceptions_query, {
-        "provider_id": provider_id, "start": start - margin, "end": end + margin,
-    }).scalars().all()
-    return rules, exceptions
+@dataclass(frozen=True)
+class Calendar:
+    """A provider's weekly rules, and every exception that ends after `since`."""
+
+    rules: tuple
+    exceptions: tuple
+    since: datetime
+
+
+class CalendarCache:
+    """Providers' calendars per process, under their availability tag.
+
+    Every booking checks the provider's calendar; the tag comes with the
+    provider's row, and changing the rules or exceptions renews it, so a
+    stale entry is never read. Least recently used entries go first.
+    """
+
+    MARGIN = timedelta(days=2)
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self.entries: OrderedDict[tuple[int, str], Calendar] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, provider: Provider, start: datetime) -> Calendar:
+        """The calendar, with every exception that can touch times from `start` on."""
+        key = (provider.id, provider.availability_tag)
+        with self.lock:
+            calendar = self.entries.get(key)
+            if calendar is not None and calendar.since <= start - self.MARGIN:
+                self.entries.move_to_end(key)
+                return calendar
+        since = min(start, utcnow()) - self.MARGIN
+        rules_query, exceptions_query = _calendar_queries()
+        calendar = Calendar(
+            rules=tuple(db.session.execute(rules_query, {"provider_id": provider.id}).all()),
+            exceptions=tuple(db.session.execute(
+                exceptions_query, {"provider_id": provider.id, "since": since}).all()),
+            since=since)
+        with self.lock:
+            self.entries[key] = calendar
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return calendar
+
+
+def provider_calendar(provider: Provider, start: datetime) -> Calendar:
+    cache = current_app.extensions.setdefault("careservice.calendars", CalendarCache())
+    return cache.get(provider, start)
 
 
 def load_busy(provider_id: int, start: datetime, end: datetime) -> list[tuple]:
@@ -130,11 +175,11 @@ def free_slots(provider: Provider, service_type: ServiceType, start: datetime, e
         raise ValidationFailed({"to": [f"At most {MAX_RANGE.days} days after from."]})
     if not provider.active or not offers(provider, service_type):
         return []
-    rules, exceptions = load_exceptions_and_rules(provider.id, start, end)
-    windows = working_windows(provider.timezone, rules, exceptions, start, end)
+    calendar = provider_calendar(provider, start)
+    windows = working_windows(provider.timezone, calendar.rules, calendar.exceptions, start, end)
     return compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
                          windows=windows, busy=load_busy(provider.id, start, end),
-                         blocked=time_off(exceptions), service_type=service_type,
+                         blocked=time_off(calendar.exceptions), service_type=service_type,
                          start=start, end=end, limits=limits or Limits.current())
 
 
@@ -142,8 +187,9 @@ def fits_availability(provider: Provider, service_type: ServiceType, start: date
     """A session starting then, with its buffer, lies inside one working window
     and clear of time off."""
     _, held = session_span(service_type)
-    rules, exceptions = load_exceptions_and_rules(provider.id, start, start + held)
-    windows = working_windows(provider.timezone, rules, exceptions, start, start + held)
+    calendar = provider_calendar(provider, start)
+    windows = working_windows(provider.timezone, calendar.rules, calendar.exceptions,
+                              start, start + held)
     return (any(w.start <= start and start + held <= w.end for w in windows)
             and not any(overlaps(start, start + held, off_start, off_end)
-                        for off_start, off_end in time_off(exceptions)))
+                        for off_start, off_end in time_off(calendar.exceptions)))
