@@ -165,6 +165,40 @@ def load(port: int, requests: list[tuple[str, dict, dict]], clients: int,
     return results, elapsed
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the server workers, PostgreSQL and this load generator."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"gunicorn": 0.0, "postgres": 0.0, "client": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            totals["client"] += used
+        elif b"gunicorn" in cmdline:
+            totals["gunicorn"] += used
+        elif stat[stat.index("(") + 1:stat.rindex(")")] == "postgres":
+            totals["postgres"] += used
+    return totals
+
+
+def measured(name: str, run) -> dict:
+    """Run a load, and add the CPU milliseconds each side spent per request."""
+    before = cpu_seconds()
+    results, elapsed = run()
+    after = cpu_seconds()
+    figures = summarise(name, results, elapsed)
+    figures["cpu_ms"] = {side: (after[side] - before[side]) * 1000 / len(results)
+                         for side in before}
+    return figures
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -239,8 +273,9 @@ def main() -> int:
              * 20, args.clients)
 
         figures = []
-        figures.append(summarise("bare, spread", *load(port, spread_bare, args.clients)))
-        figures.append(summarise("booking, spread", *load(port, spread_full, args.clients)))
+        figures.append(measured("bare, spread", lambda: load(port, spread_bare, args.clients)))
+        figures.append(measured("booking, spread",
+                                lambda: load(port, spread_full, args.clients)))
 
         # Hot slot: each round, every client races for one slot of one provider.
         hot_full, hot_bare, rounds = [], [], []
@@ -257,9 +292,10 @@ def main() -> int:
                 hot_bare.append(("/bench/bare", {"provider_id": provider_ids[r % providers],
                                                  "start_at": start.isoformat()}, {}))
             rounds.append(indexes)
-        figures.append(summarise("bare, hot slot", *load(port, hot_bare, args.clients, rounds)))
-        figures.append(summarise("booking, hot slot",
-                                 *load(port, hot_full, args.clients, rounds)))
+        figures.append(measured("bare, hot slot",
+                                lambda: load(port, hot_bare, args.clients, rounds)))
+        figures.append(measured("booking, hot slot",
+                                lambda: load(port, hot_full, args.clients, rounds)))
     finally:
         if process is not None:
             process.send_signal(signal.SIGTERM)
@@ -270,11 +306,14 @@ def main() -> int:
     print(f"gunicorn {args.workers} workers, {args.clients} clients, "
           f"{args.requests} spread bookings, {args.hot_rounds} hot-slot rounds, PostgreSQL")
     print(f"{'run':<20}{'req/s':>9}{'created/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'loser p99':>11}{'201':>6}{'409':>6}{'other':>7}")
+          f"{'loser p99':>11}{'201':>6}{'409':>6}{'other':>7}"
+          f"{'CPU ms/request: app':>22}{'db':>6}{'client':>8}")
     for f in figures:
+        cpu = f["cpu_ms"]
         print(f"{f['name']:<20}{f['per_second']:>9.0f}{f['created_per_second']:>11.0f}"
               f"{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}{f['loser_p99_ms']:>11.1f}"
-              f"{f['created']:>6}{f['refused']:>6}{f['errors']:>7}")
+              f"{f['created']:>6}{f['refused']:>6}{f['errors']:>7}"
+              f"{cpu['gunicorn']:>22.1f}{cpu['postgres']:>6.1f}{cpu['client']:>8.1f}")
     bare, full, hot = figures[0], figures[1], figures[3]
     ratio = full["per_second"] / bare["per_second"]
     checks = [

@@ -3,6 +3,7 @@ needs, added in the same transaction as the change itself (sent later by the
 dispatcher), and the rows a change makes stale, voided."""
 
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app
@@ -69,12 +70,14 @@ def _row(appointment, kind: str, send_at: datetime, now: datetime) -> dict:
 def _insert(rows: list[dict]) -> None:
     """One INSERT for all rows; a row whose dedupe key exists already (a retry of
     the same change) is skipped by the database, not by a look-up first."""
-    if not rows:
-        return
-    dialect = db.session.get_bind().dialect.name
+    if rows:
+        db.session.execute(_insert_statement(db.session.get_bind().dialect.name), rows)
+
+
+@cache
+def _insert_statement(dialect: str) -> sa.Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(insert(Reminder.__table__).on_conflict_do_nothing(
-        index_elements=["dedupe_key"]), rows)
+    return insert(Reminder.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 def queue_booking(appointment, now: datetime | None = None) -> None:

@@ -11,7 +11,7 @@ import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -201,13 +201,22 @@ def _parties_query() -> sa.Select:
     )
 
 
+@lru_cache(maxsize=1024)
+def _scoped_parties_query(role: Role, provider_id: int | None,
+                          region_paths: tuple[str, ...]) -> sa.Select:
+    """The parties' query in one scope; kept, since the same users book again and
+    again and a new statement would be analysed afresh each time."""
+    actor = Actor(role=role, provider_id=provider_id, region_paths=region_paths)
+    return _parties_query().where(visible_residents_clause(actor))
+
+
 def body_parties(actor: Actor, resident_id: int, provider_id: int, code: str) -> Parties:
     """The resident, provider and service type a request body names, in one
     query; when one is missing or out of reach, the lookups one by one say
     which field is wrong."""
     if not (actor.is_provider and provider_id != actor.provider_id):
         row = db.session.execute(
-            _parties_query().where(visible_residents_clause(actor)),
+            _scoped_parties_query(actor.role, actor.provider_id, actor.region_paths),
             {"resident_id": resident_id, "provider_id": provider_id, "code": code},
         ).one_or_none()
         if row is not None:
