@@ -180,6 +180,15 @@ def create_resident():
 
 
 @pytest.fixture
+def second_app(app):
+    """Another copy of the service on the same database, like a second gunicorn worker."""
+    other = create_app({"ENV": "testing", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def create_provider():
     def make(home_region, kind="clinician", **fields):
         data = {"kind": kind, "name": "Dr. Lin", "home_region_id": home_region.id,

@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from careservice import create_app
 from careservice.core.auth import hash_token
 from careservice.core.models import ApiToken, AuditEvent
 from careservice.extensions import db
@@ -16,15 +15,6 @@ TOKEN_URL = "/api/v1/auth/token"
 
 def login(client, username, password=PASSWORD):
     return client.post(TOKEN_URL, json={"username": username, "password": password})
-
-
-@pytest.fixture
-def second_app(app):
-    """Another copy of the service on the same database, like a second gunicorn worker."""
-    other = create_app({"ENV": "testing", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
-    yield other
-    with other.app_context():
-        db.engine.dispose()
 
 
 def test_good_credentials_give_a_token_expiring_after_the_configured_hours(

@@ -7,7 +7,6 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from careservice import create_app
 from careservice.extensions import db
 from careservice.people.models import Resident
 
@@ -33,15 +32,6 @@ def resident_body(village, **fields):
 
 def resident_count():
     return db.session.execute(sa.select(sa.func.count()).select_from(Resident)).scalar_one()
-
-
-@pytest.fixture
-def other_app(app):
-    """A copy of the service on the same database, with routes of the test's own."""
-    other = create_app({"ENV": "testing", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
-    yield other
-    with other.app_context():
-        db.engine.dispose()
 
 
 # The error envelope
@@ -94,7 +84,8 @@ def test_validation_errors_are_422_with_fields(client, world, auth):
     assert all(isinstance(messages, list) and messages for messages in fields.values())
 
 
-def test_unexpected_errors_are_500_without_a_traceback(other_app):
+def test_unexpected_errors_are_500_without_a_traceback(second_app):
+    other_app = second_app  # with a route of this test's own
     def explode():
         raise RuntimeError("secret internals at /srv/careservice/thing.py line 12")
 

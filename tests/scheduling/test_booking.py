@@ -1015,3 +1015,64 @@ def test_after_a_busy_day_no_two_live_sessions_overlap(scene, client, as_role, b
     assert live_overlaps("resident_id", "end_at") == []
     assert db.session.execute(sa.text(
         "SELECT count(*) FROM appointments WHERE status <> 'cancelled'")).scalar_one() == 4
+
+
+# Calendars are cached per process: a change anywhere is seen everywhere at once
+
+
+def release_sqlite_write_lock(scene):
+    """End this test's own transaction, which on SQLite holds the write lock the
+    other app needs, and keep the scene's objects readable without a new one."""
+    for party in (scene.resident_a1, scene.resident_a2, scene.clinician_a):
+        assert party.id
+    db.session.expunge_all()
+    db.session.rollback()
+
+
+def test_rules_changed_in_another_process_apply_to_the_next_booking(
+        scene, book, as_role, second_app, frozen_clock):
+    assert book(scene.resident_a1, scene.clinician_a, START).status_code == 201  # cached here
+    mornings = [{"weekday": day, "start": "08:00", "end": "10:00"} for day in range(7)]
+    admin, rules = as_role("admin"), f"/api/v1/providers/{scene.clinician_a.id}/availability"
+    release_sqlite_write_lock(scene)
+
+    with second_app.test_client() as other:
+        changed = other.put(rules,
+                            json={"rules": mornings}, headers=admin)
+    assert changed.status_code == 200, changed.json
+
+    afternoon = book(scene.resident_a2, scene.clinician_a, at(240))  # 14:00 local
+    assert_error(afternoon, 409, "slot_unavailable")
+    assert book(scene.resident_a2, scene.clinician_a, at(-60)).status_code == 201  # 09:00
+
+
+@pytest.mark.parametrize("kind, local_start", [("unavailable", time(10)),  # inside the rule
+                                                ("extra", time(19))])       # outside it
+def test_exceptions_added_and_removed_in_another_process_apply_at_once(
+        scene, book, as_role, second_app, frozen_clock, kind, local_start):
+    start = datetime(2026, 12, 2, local_start.hour, tzinfo=SHANGHAI)
+    probe = datetime(2026, 12, 3, local_start.hour, tzinfo=SHANGHAI)  # same hour, next day
+    exceptions = f"/api/v1/providers/{scene.clinician_a.id}/exceptions"
+    opens_here = kind == "unavailable"
+    admin = as_role("admin")
+    # Load the calendar into this process's cache, then change it in the other one.
+    assert book(scene.resident_a1, scene.clinician_a, probe).status_code == (
+        201 if opens_here else 409)
+    release_sqlite_write_lock(scene)
+
+    with second_app.test_client() as other:
+        added = other.post(exceptions, headers=admin, json={
+            "start": wire(start - timedelta(hours=1)), "end": wire(start + timedelta(hours=2)),
+            "kind": kind})
+        assert added.status_code == 201, added.json
+        during = book(scene.resident_a1, scene.clinician_a, start)
+        removed = other.delete(f"{exceptions}/{added.json['id']}", headers=admin)
+        assert removed.status_code == 204
+    after = book(scene.resident_a2, scene.clinician_a, start + timedelta(hours=1))
+
+    if opens_here:  # time off: refused while it stands, bookable once it is gone
+        assert_error(during, 409, "slot_unavailable")
+        assert after.status_code == 201, after.json
+    else:  # extra hours: bookable while they stand, refused once they are gone
+        assert during.status_code == 201, during.json
+        assert_error(after, 409, "slot_unavailable")
