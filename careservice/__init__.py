@@ -70,6 +70,7 @@ def _engine_options(url: str) -> dict:
 def _init_extensions(app: Flask) -> None:
     # Importing the models registers their tables on the metadata.
     import careservice.core.models  # noqa: F401
+    import careservice.matching.models  # noqa: F401
     import careservice.people.models  # noqa: F401
     import careservice.reminders.models  # noqa: F401
     import careservice.scheduling.models  # noqa: F401

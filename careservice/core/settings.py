@@ -39,6 +39,7 @@ ENV_VARS = {
     "CARESERVICE_RECONCILE_INTERVAL_SECONDS": "RECONCILE_INTERVAL_SECONDS",
     "CARESERVICE_DIGEST_LOCAL_TIME": "DIGEST_LOCAL_TIME",
     "CARESERVICE_BACKFILL_MODE": "BACKFILL_MODE",
+    "CARESERVICE_BACKFILL_OFFER_MINUTES": "BACKFILL_OFFER_MINUTES",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -162,8 +163,10 @@ def _validate(s: dict, instance_path: str) -> None:
     for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES", "RECONCILE_AFTER_SECONDS"):
         if not isinstance(s[key], int) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number, 0 or more")
-    if s["BACKFILL_MODE"] not in ("book", "off"):
-        raise SettingsError("BACKFILL_MODE must be book or off")
+    if s["BACKFILL_MODE"] not in ("book", "offer", "off"):
+        raise SettingsError("BACKFILL_MODE must be book, offer or off")
+    if not isinstance(s["BACKFILL_OFFER_MINUTES"], int) or s["BACKFILL_OFFER_MINUTES"] <= 0:
+        raise SettingsError("BACKFILL_OFFER_MINUTES must be a positive whole number")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:
         raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):

@@ -41,6 +41,10 @@ class Kind(StrEnum):
     REPLY_HELP = "reply_help"
     REPLY_UNKNOWN = "reply_unknown"
     REPLY_NO_APPOINTMENT = "reply_no_appointment"
+    SLOT_OFFER = "slot_offer"
+    REPLY_OFFER_TAKEN = "reply_offer_taken"
+    REPLY_OFFER_DECLINED = "reply_offer_declined"
+    REPLY_OFFER_GONE = "reply_offer_gone"
 
 
 SESSION_KINDS = frozenset({Kind.CONFIRMATION, Kind.REMINDER_24H, Kind.REMINDER_2H, Kind.CHANGE,
@@ -105,6 +109,12 @@ TEXTS: dict[str, dict[str, str]] = {
         Kind.REPLY_UNKNOWN: "Sorry, we could not process your reply. Reply 1 to confirm, "
                             "2 to cancel, 3 to change, HELP for help.",
         Kind.REPLY_NO_APPOINTMENT: "You have no upcoming appointment with us.",
+        Kind.SLOT_OFFER: "Hi {name}, a {noun} is free on {date} at {time}. Reply 1 to take it, "
+                         "2 to let it go, by {until}.",
+        Kind.REPLY_OFFER_TAKEN: "Thank you, it is booked. We will send the details.",
+        Kind.REPLY_OFFER_DECLINED: "Thank you. You stay on the waiting list.",
+        Kind.REPLY_OFFER_GONE: "Sorry, that time is no longer free. You stay on the waiting "
+                               "list.",
     },
     "zh-CN": {
         "noun": "健康预约",
@@ -136,6 +146,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "如有疑问请联系村医。",
         Kind.REPLY_UNKNOWN: "抱歉，无法处理您的回复。回复1确认，2取消，3改期，“帮助”查看说明。",
         Kind.REPLY_NO_APPOINTMENT: "您目前没有待进行的预约。",
+        Kind.SLOT_OFFER: "{name}您好，{date} {time}有{noun}空位。{until}前回复1预约，2放弃。",
+        Kind.REPLY_OFFER_TAKEN: "谢谢，已为您预约，详情随后发送。",
+        Kind.REPLY_OFFER_DECLINED: "收到，您仍在候补名单中。",
+        Kind.REPLY_OFFER_GONE: "抱歉，该时间已被占用，您仍在候补名单中。",
     },
     "id": {
         "noun": "janji temu kesehatan",
@@ -170,6 +184,11 @@ TEXTS: dict[str, dict[str, str]] = {
         Kind.REPLY_UNKNOWN: "Maaf, balasan Anda tidak dapat diproses. Balas 1 untuk konfirmasi, "
                             "2 batal, 3 ubah jadwal, BANTUAN untuk bantuan.",
         Kind.REPLY_NO_APPOINTMENT: "Anda tidak punya janji temu yang akan datang.",
+        Kind.SLOT_OFFER: "Halo {name}, ada {noun} kosong {date} pukul {time}. Balas 1 untuk "
+                         "mengambil, 2 untuk melewatkan, sebelum {until}.",
+        Kind.REPLY_OFFER_TAKEN: "Terima kasih, sudah dijadwalkan. Rinciannya akan dikirim.",
+        Kind.REPLY_OFFER_DECLINED: "Terima kasih. Anda tetap di daftar tunggu.",
+        Kind.REPLY_OFFER_GONE: "Maaf, waktu itu sudah terisi. Anda tetap di daftar tunggu.",
     },
 }
 
@@ -199,7 +218,8 @@ def render(kind: str, language: str, **values) -> str:
     Session kinds take name, date, time and one of join (a link), visit=True
     or phone=True; a cancellation needs none of the three. vhw_digest takes
     date and items [(time, first name, "video" | "phone" | "visit")];
-    vhw_notice takes name and what; the reply_* kinds take nothing.
+    vhw_notice takes name and what; slot_offer takes name, date, time, until
+    (a time) and visit=True for a home visit; the reply_* kinds take nothing.
     """
     kind = Kind(kind)
     texts = TEXTS[choose_language([language])]
@@ -207,6 +227,8 @@ def render(kind: str, language: str, **values) -> str:
         return _digest(texts, values["date"], values["items"])
     if kind == Kind.VHW_NOTICE:
         values = {**values, "what": values["what"].strip().rstrip(".。!！")}
+    elif kind == Kind.SLOT_OFFER:
+        values = {**values, "noun": texts["noun_visit" if values.get("visit") else "noun"]}
     elif kind in SESSION_KINDS:
         values = {**values, "noun": texts["noun_visit" if values.get("visit") else "noun"],
                   "reply": texts["reply"]}

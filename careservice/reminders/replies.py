@@ -48,6 +48,19 @@ def next_appointment(residents: list[Resident]) -> Appointment | None:
     ).scalar_one_or_none()
 
 
+def _pending_offer(residents: list[Resident]):
+    from careservice.matching.backfill import pending_offer
+
+    return pending_offer(residents, utcnow())
+
+
+def _missed_offer(residents: list[Resident]) -> bool:
+    """A slot offer to this phone ran out lately: a late "1" is answered about it."""
+    from careservice.matching.backfill import missed_offer
+
+    return missed_offer(residents, utcnow())
+
+
 def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
     """Apply a reply and return the text to answer with. A repeat of the same
     MessageSid (Twilio retries) gives the first answer without acting twice."""
@@ -69,9 +82,18 @@ def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
     elif intent == Intent.HELP or intent == Intent.UNKNOWN:
         reply = messages.render(Kind.REPLY_HELP if intent == Intent.HELP else Kind.REPLY_UNKNOWN,
                                 language)
+    elif intent in (Intent.CONFIRM, Intent.CANCEL) and (
+            offer := _pending_offer(residents)) is not None:
+        # The newest question asked of this phone is a slot offer: 1 takes it, 2 lets it go.
+        from careservice.matching.backfill import answer_offer
+
+        language = messages.choose_language(offer.resident.languages)
+        reply = messages.render(answer_offer(offer, intent, SMS_ACTOR), language)
     else:
         appointment = next_appointment(residents)
-        if appointment is None:
+        if appointment is None and _missed_offer(residents):
+            reply = messages.render(Kind.REPLY_OFFER_GONE, language)
+        elif appointment is None:
             reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
         else:
             # On a shared phone, answer in the language of the one whose session it is.

@@ -2,33 +2,11 @@
 
 from datetime import UTC, datetime
 
-import pytest
-
-from careservice.core.auth import Actor
 from careservice.extensions import db
 from careservice.matching.backfill import backfill_freed_slots
-from careservice.scheduling import booking
 from careservice.scheduling.care_requests import create_care_request
 from careservice.scheduling.models import Appointment, CareRequest, Status
-
-SYSTEM = Actor.system("t")
-TEN = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
-
-
-@pytest.fixture
-def freed_slot(app, world, create_service_type, set_availability, create_appointment, frozen_clock):
-    """resident_a1's 10:00 session with clinician_a, then cancelled."""
-    create_service_type()
-    set_availability(world.clinician_a)
-    appointment = create_appointment(world.resident_a1, world.clinician_a, TEN)
-    booking.change_status(SYSTEM, appointment.id, Status.CANCELLED, reason="unwell")
-    return appointment
-
-
-def request_for(resident, urgency="routine"):
-    return create_care_request(SYSTEM, resident_id=resident.id, service_type="gp_consult",
-                               earliest=datetime(2026, 12, 3, 0, 0, tzinfo=UTC),
-                               latest=datetime(2026, 12, 3, 8, 0, tzinfo=UTC), urgency=urgency)
+from tests.matching.conftest import SYSTEM, TEN
 
 
 def live_at_ten():
@@ -36,7 +14,8 @@ def live_at_ten():
                                     Appointment.status != Status.CANCELLED).all()
 
 
-def test_a_freed_slot_goes_to_the_most_urgent_open_request(world, freed_slot, create_resident):
+def test_a_freed_slot_goes_to_the_most_urgent_open_request(
+        request_for, world, freed_slot, create_resident):
     routine = request_for(world.resident_a2)
     other = create_resident(world.village_a1, name="Ma Fengying", phone="+8613900139009")
     urgent = request_for(other, urgency="urgent")
@@ -51,7 +30,7 @@ def test_a_freed_slot_goes_to_the_most_urgent_open_request(world, freed_slot, cr
     assert backfill_freed_slots() == 0
 
 
-def test_no_request_that_fits_leaves_the_slot_free(world, freed_slot):
+def test_no_request_that_fits_leaves_the_slot_free(request_for, world, freed_slot):
     create_care_request(SYSTEM, resident_id=world.resident_a2.id, service_type="gp_consult",
                         earliest=datetime(2026, 12, 4, 0, 0, tzinfo=UTC),
                         latest=datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
@@ -61,14 +40,15 @@ def test_no_request_that_fits_leaves_the_slot_free(world, freed_slot):
     assert live_at_ten() == []
 
 
-def test_a_village_the_provider_does_not_serve_is_not_offered_the_slot(world, freed_slot):
+def test_a_village_the_provider_does_not_serve_is_not_offered_the_slot(
+        request_for, world, freed_slot):
     request_for(world.resident_b)  # county B; clinician_a serves county A
 
     assert backfill_freed_slots() == 0
     assert live_at_ten() == []
 
 
-def test_backfill_off_books_nothing(app, world, freed_slot, monkeypatch):
+def test_backfill_off_books_nothing(request_for, app, world, freed_slot, monkeypatch):
     monkeypatch.setitem(app.config, "BACKFILL_MODE", "off")
     request_for(world.resident_a2)
 

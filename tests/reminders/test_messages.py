@@ -46,6 +46,8 @@ def sample_values(kind, language):
                                                 ("10:30", "王秀英", "visit")]}
     if kind == Kind.VHW_NOTICE:
         return {"name": "Siti", "what": "asks to reschedule"}
+    if kind == Kind.SLOT_OFFER:
+        return session_values(language, until="19:00")
     return {}
 
 
@@ -271,3 +273,11 @@ def test_empty_digest():
 ])
 def test_vhw_notice(language, what, expected):
     assert render(Kind.VHW_NOTICE, language, name="Siti", what=what) == expected
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_slot_offer_is_one_segment(language):
+    """Even when the offer runs into the next day, so its end has a date."""
+    values = session_values(language)
+    body = render(Kind.SLOT_OFFER, language, **values, until=f"{values['date']} 19:00")
+    assert segments(body) == 1, body
