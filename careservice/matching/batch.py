@@ -1,44 +1,56 @@
 """Batch matching of the waitlist: an exact min-cost flow (OR-Tools).
 
-source -> request (1) -> (provider, start) slot (1) -> provider-day (what is
-left of the daily cap) -> sink; every request may also flow straight to the
-sink, unassigned. An assigned edge costs minus the request's weight (scaled
-far above everything else, so weighted coverage is maximised first) plus the
-edge's own cost (lateness, travel, lost continuity, interpreter), which then
-picks the best of the equally covering plans. Weights favour urgent requests,
-residents never served, residents 80 and over, and villages served least.
+Each request may take one free slot in its window, of a provider who may
+serve it; each slot takes one request; each provider-day takes what is left
+of its daily cap. Serving a request is worth its weight, scaled above the sum
+of all costs, so weighted coverage is maximised first; among equally covering
+plans the cheapest wins: lateness in the window, lost continuity, no partner
+region, travel, an interpreter, the provider's load that week. Weights favour
+urgent requests, residents never served, residents 80 and over, and villages
+served least (see `instance.weight_of`).
+
+The graph stays small at province scale because the cost of a (request,
+slot) pair splits into a request part, a provider part and a slot part:
+
+    source -> request -> [group-day] -> chain(p, day) -> slot -> (p, day) -> sink
+
+A provider's free slots on a day form a chain ("this slot or a later one"),
+so a request whose window covers the whole day enters at its head with one
+arc, and one whose window starts mid-day enters further down. Requests of a
+village group (same service, same providers at the same terms) share one
+node per day that fans out to the providers' chains, so a request has about
+one arc per day of its window instead of one per slot. Windows that end
+mid-day use a second chain running backwards, and a resident already busy
+that day gets arcs to the first free slots only (at most the day's remaining
+cap of them: any later slot can be swapped for one of those). Every path
+through the graph is a real (request, slot) choice at its real cost, and
+every choice has a path, so the optimum of this flow is the optimum of the
+assignment. A plan is read back by following the flow from each request.
 """
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
+import numpy as np
 import sqlalchemy as sa
 from ortools.graph.python import min_cost_flow
 
 from careservice.core.auth import Actor
 from careservice.core.errors import ServiceError, ValidationFailed
-from careservice.core.time import overlaps, utcnow, zone
+from careservice.core.time import overlaps, utcnow
 from careservice.extensions import db
-from careservice.matching import scoring
-from careservice.metrics.coverage import age_band
-from careservice.people.models import Resident
-from careservice.people.services import visible_residents_clause
+from careservice.matching import instance as loading
+from careservice.matching.instance import Instance, ProviderDay, Request
 from careservice.scheduling import booking
-from careservice.scheduling.models import (
-    LIVE,
-    Appointment,
-    CareRequest,
-    RequestStatus,
-    ServiceType,
-    Status,
-)
-from careservice.scheduling.slots import free_slots
+from careservice.scheduling.models import CareRequest, ServiceType
 
-URGENCY_WEIGHT = {"urgent": 4.0, "soon": 2.0, "routine": 1.0}
-NEVER_SERVED, OLDEST, LEAST_SERVED_VILLAGE = 2.0, 1.0, 1.0
-COVERAGE_LOOKBACK = timedelta(days=365)
-SCALE = 100_000  # weights are worth far more than any edge cost
+LATENESS_PER_HOUR = 10
+TERMS = 100  # a score point of the provider terms, in cost units
+NO_PROVIDER = "no provider with this service serves the resident's village"
+NO_SLOT = "no free slot in the window"
+OUTWEIGHED = "the slots went to requests with a higher weight"
 
 
 @dataclass
@@ -48,159 +60,278 @@ class Plan:
     objective: dict
 
 
-def request_weight(request: CareRequest, served_ids: set[int], village_coverage: dict,
-                   on: date) -> float:
-    resident = request.resident
-    weight = URGENCY_WEIGHT.get(request.urgency, 1.0)
-    if resident.id not in served_ids:
-        weight += NEVER_SERVED
-    if age_band(resident.birth_date, on) == "80+":
-        weight += OLDEST
-    weight += LEAST_SERVED_VILLAGE * (1 - village_coverage.get(resident.region_id, 0.0))
-    return round(weight, 3)
+# Kept for the waitlist backfill, which ranks the requests a freed slot fits.
 
 
 def _village_coverage(now: datetime) -> tuple[set[int], dict]:
     """Residents served in the last year, and each village's share of them."""
-    served = set(db.session.execute(
-        sa.select(Appointment.resident_id).where(
-            Appointment.status == Status.COMPLETED,
-            Appointment.start_at >= now - COVERAGE_LOOKBACK)).scalars())
-    counts: dict = defaultdict(lambda: [0, 0])
-    for resident_id, village_id in db.session.execute(sa.select(Resident.id, Resident.region_id)):
-        counts[village_id][0] += 1
-        counts[village_id][1] += resident_id in served
-    return served, {v: hit / total for v, (total, hit) in counts.items() if total}
+    since = now - loading.COVERAGE_LOOKBACK
+    return loading.served_since(since), loading.village_coverage(since)
 
 
-def open_requests(actor: Actor, request_ids, start: datetime, end: datetime) -> list:
-    query = sa.select(CareRequest).where(
-        CareRequest.status == RequestStatus.OPEN, CareRequest.earliest < end,
-        CareRequest.latest > start, visible_residents_clause(actor, CareRequest.resident_id))
-    if request_ids is not None:
-        query = query.where(CareRequest.id.in_(request_ids))
-    requests = db.session.execute(query.order_by(CareRequest.id)).scalars().all()
-    if request_ids is not None:
-        missing = sorted(set(request_ids) - {r.id for r in requests})
-        if missing:
-            raise ValidationFailed({"request_ids": [
-                f"Not open care requests in your scope and window: {missing}"]})
-    return requests
+def request_weight(request: CareRequest, served_ids: set[int], village_coverage: dict,
+                   on) -> float:
+    resident = request.resident
+    return loading.weight_of(request.urgency, resident.id not in served_ids,
+                             resident.birth_date, village_coverage.get(resident.region_id, 0.0),
+                             on)
 
 
 def plan(actor: Actor, *, request_ids=None, start: datetime, end: datetime) -> Plan:
     if end <= start:
         raise ValidationFailed({"to": ["Must be after from."]})
-    now = utcnow()
-    requests = open_requests(actor, request_ids, start, end)
-    served, coverage = _village_coverage(now)
-    slot_cache: dict = {}
-    edges: dict[int, list] = {}
+    problem = loading.load(actor, request_ids=request_ids, start=start, end=end, now=utcnow())
+    return solve(problem)
+
+
+def hours(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 3600
+
+
+class Graph:
+    """Arcs collected in plain lists, handed to OR-Tools in one call."""
+
+    BIG = 1 << 30
+
+    def __init__(self):
+        self.nodes = 2  # 0 is the source, 1 the sink
+        self.tails, self.heads, self.caps, self.costs = [], [], [], []
+        self.cost_array = np.zeros(0, dtype=np.int64)  # the costs, weights added, at the end
+
+    def node(self) -> int:
+        self.nodes += 1
+        return self.nodes - 1
+
+    def arc(self, tail: int, head: int, cap: int, cost: int) -> int:
+        self.tails.append(tail)
+        self.heads.append(head)
+        self.caps.append(cap)
+        self.costs.append(cost)
+        return len(self.tails) - 1
+
+
+class DayChains:
+    """The nodes of one provider-day for one service: its slots, the chain of
+    "this slot or a later one" (`after`), and of "this one or an earlier one"
+    (`before`), each built only when some request needs it."""
+
+    def __init__(self, graph: Graph, day: ProviderDay, day_node: int, slot_costs: list[int]):
+        self.graph, self.day, self.day_node, self.slot_costs = graph, day, day_node, slot_costs
+        self.slot_nodes: list[int] | None = None
+        self.after: list[int] | None = None
+        self.before: list[int] | None = None
+
+    def slots(self) -> list[int]:
+        if self.slot_nodes is None:
+            self.slot_nodes = [self.graph.node() for _ in self.day.slots]
+        return self.slot_nodes
+
+    def _chain(self, step: int) -> list[int]:
+        graph, slots = self.graph, self.slots()
+        chain = [graph.node() for _ in slots]
+        for j, node in enumerate(chain):
+            graph.arc(node, slots[j], 1, 0)
+            if 0 <= j + step < len(chain):
+                graph.arc(node, chain[j + step], Graph.BIG, 0)
+        return chain
+
+    def from_slot(self, j: int) -> int:
+        if self.after is None:
+            self.after = self._chain(+1)
+        return self.after[j]
+
+    def up_to_slot(self, j: int) -> int:
+        if self.before is None:
+            self.before = self._chain(-1)
+        return self.before[j]
+
+    def finish(self, slot_arcs: dict) -> None:
+        """The slots' own arcs (capacity 1) into the provider-day."""
+        if self.slot_nodes is None:
+            return
+        for j, node in enumerate(self.slot_nodes):
+            arc = self.graph.arc(node, self.day_node, 1, self.slot_costs[j])
+            slot_arcs[arc] = (self.day, j)
+
+
+def solve(problem: Instance) -> Plan:
+    graph = Graph()
+    t0 = problem.start
+    day_nodes: dict = {}
+    chains: dict[tuple[int, int, object], DayChains] = {}
+
+    def chain(day: ProviderDay) -> DayChains:
+        key = (day.provider_id, day.service_type_id, day.day)
+        if key not in chains:
+            cap_key = (day.provider_id, day.day)
+            if cap_key not in day_nodes:
+                day_nodes[cap_key] = graph.node()
+            load = round(TERMS * problem.load_weight * problem.week_load.get(cap_key, 0.0))
+            chains[key] = DayChains(graph, day, day_nodes[cap_key], [
+                round(LATENESS_PER_HOUR * hours(slot.start, t0)) + load for slot in day.slots])
+        return chains[key]
+
+    # Village groups: same service, same providers at the same terms.
+    groups: dict[tuple, dict] = {}
+    request_nodes: dict[int, int] = {}
+    unassigned_arcs: dict[int, Request] = {}
     reasons: dict[int, str] = {}
-    weights = {}
-    for request in requests:
-        weights[request.id] = request_weight(request, served, coverage, end.date())
-        options = _options(request, start, end, slot_cache)
-        if isinstance(options, str):
-            reasons[request.id] = options
-        else:
-            edges[request.id] = options
-    return _solve(requests, edges, reasons, weights)
+    for request in problem.requests:
+        r = request_nodes[request.id] = graph.node()
+        graph.arc(0, r, 1, 0)
+        unassigned_arcs[graph.arc(r, 1, 1, 0)] = request
+        providers = problem.eligible[(request.village_id, request.service_type_id)]
+        if not providers:
+            reasons[request.id] = NO_PROVIDER
+            continue
+        terms = tuple((p, -round(TERMS * problem.terms[(request.village_id, request.languages,
+                                                         p)])) for p in providers)
+        group = groups.setdefault((request.service_type_id, terms),
+                                  _group(problem, request.service_type_id, terms))
+        entry = -round(LATENESS_PER_HOUR * hours(request.start, t0))
+        if not _connect(graph, problem, request, r, entry, group, chain):
+            reasons[request.id] = NO_SLOT
+    slot_arcs: dict[int, tuple[ProviderDay, int]] = {}
+    for day_chains in chains.values():
+        day_chains.finish(slot_arcs)
+    for (provider_id, day), node in day_nodes.items():
+        graph.arc(node, 1, problem.cap_left.get((provider_id, day), 0), 0)
+    worth = _add_weights(graph, problem, request_nodes)
+    return _read_plan(problem, graph, request_nodes, unassigned_arcs, slot_arcs, reasons, worth)
 
 
-def _options(request: CareRequest, start: datetime, end: datetime, cache: dict):
-    """[(provider, slot, cost)] for a request, or why there are none."""
-    kind, resident = request.service_type, request.resident
-    providers = scoring.eligible_providers(resident, kind)
-    if not providers:
-        return "no provider with this service serves the resident's village"
-    window_start, window_end = max(start, request.earliest), min(end, request.latest)
-    busy = scoring.resident_busy(resident, window_start, window_end)
-    last = scoring.last_provider_id(resident, kind)
-    options = []
-    for provider in providers:
-        key = (provider.id, kind.id)
-        if key not in cache:
-            cache[key] = free_slots(provider, kind, start, end)
-        fixed, _ = scoring.provider_terms(provider, resident, kind, resident.region, last,
-                                           cache[key][0]) if cache[key] else (0.0, [])
-        for slot in cache[key]:
-            if slot.start < window_start or slot.end > window_end:
+def _add_weights(graph: Graph, problem: Instance, request_nodes: dict) -> int:
+    """Put each request's weight on its arcs into the graph, in units worth more than
+    every cost of a plan together (a path carries at most three costed arcs), so no
+    saving in cost can ever buy a loss in weighted coverage. The unit, returned."""
+    costs = np.asarray(graph.costs, dtype=np.int64)
+    tails = np.asarray(graph.tails, dtype=np.int64)
+    heads = np.asarray(graph.heads, dtype=np.int64)
+    worth = 3 * int(np.abs(costs).max(initial=0)) * max(len(problem.requests), 1) + 1
+    weights = np.zeros(graph.nodes, dtype=np.int64)
+    for request in problem.requests:  # weights have three decimals
+        weights[request_nodes[request.id]] = round(request.weight * 1000)
+    entering = (weights[tails] > 0) & (heads != 1)
+    costs[entering] -= weights[tails[entering]] * worth
+    graph.cost_array = costs
+    return worth
+
+
+def _group(problem: Instance, service_type_id: int, terms: tuple) -> dict:
+    """The group's days: for each local day, its providers' days and the span from
+    the first start to the last end, and (built when first used) its fan-out node."""
+    days: dict = defaultdict(lambda: {"days": [], "first": None, "last": None, "node": None})
+    for provider_id, cost in terms:
+        for day in problem.days.get((provider_id, service_type_id), ()):
+            entry = days[day.day]
+            entry["days"].append((day, cost))
+            first, last = day.slots[0].start, day.slots[-1].end
+            entry["first"] = first if entry["first"] is None else min(entry["first"], first)
+            entry["last"] = last if entry["last"] is None else max(entry["last"], last)
+    return {"days": sorted(days.items()), "terms": dict(terms)}
+
+
+def _connect(graph: Graph, problem: Instance, request: Request, r: int, entry: int,
+             group: dict, chain) -> bool:
+    """The request's arcs into the graph; False when its window holds no free slot."""
+    busy = problem.busy.get(request.resident_id, ())
+    last = request.last_provider_id if request.last_provider_id in group["terms"] else None
+    bonus = round(TERMS * problem.continuity)
+    connected = False
+    for _, day in group["days"]:
+        if day["last"] <= request.start or day["first"] >= request.end:
+            continue
+        whole = (request.start <= day["first"] and day["last"] <= request.end
+                 and not any(overlaps(day["first"], day["last"], b, e) for b, e in busy))
+        if whole:
+            if day["node"] is None:
+                day["node"] = graph.node()
+                for provider_day, cost in day["days"]:
+                    graph.arc(day["node"], chain(provider_day).from_slot(0), 1 << 30, cost)
+            graph.arc(r, day["node"], 1, entry)
+            connected = True
+        for provider_day, cost in day["days"]:
+            is_last = provider_day.provider_id == last
+            if whole and not is_last:
                 continue
-            if any(overlaps(slot.start, slot.end, b_start, b_end) for b_start, b_end in busy):
-                continue
-            lateness_hours = (slot.start - window_start).total_seconds() / 3600
-            cost = round(lateness_hours * 10 - fixed * 100)
-            options.append((provider, slot, cost))
-    if not options:
-        return "no free slot in the window"
-    return options
+            connected |= _enter_day(graph, problem, request, r, entry + cost
+                                    - (bonus if is_last else 0), provider_day, busy, chain)
+    return connected
 
 
-def _solve(requests, edges, reasons, weights) -> Plan:
+def _enter_day(graph: Graph, problem: Instance, request: Request, r: int, cost: int,
+               day: ProviderDay, busy, chain) -> bool:
+    """Arcs from the request into one provider-day, for the slots of its window there."""
+    starts = [slot.start for slot in day.slots]
+    ends = [slot.end for slot in day.slots]
+    first = bisect_left(starts, request.start)
+    last = bisect_right(ends, request.end) - 1
+    if first > last:
+        return False
+    mine = [j for j in range(first, last + 1)
+            if not any(overlaps(day.slots[j].start, day.slots[j].end, b, e) for b, e in busy)]
+    if not mine:
+        return False
+    day_chains = chain(day)
+    if len(mine) == last - first + 1 and last == len(day.slots) - 1:
+        graph.arc(r, day_chains.from_slot(first), 1, cost)
+    elif len(mine) == last - first + 1 and first == 0:
+        graph.arc(r, day_chains.up_to_slot(last), 1, cost)
+    else:
+        # Both ends cut, or busy in between: the first free slots, as many as the
+        # day can still take (a later one could always be swapped for one of them).
+        slots = day_chains.slots()
+        for j in mine[:max(problem.cap_left.get((day.provider_id, day.day), 0), 1)]:
+            graph.arc(r, slots[j], 1, cost)
+    return True
+
+
+def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, slot_arcs,
+               reasons, worth: int) -> Plan:
     flow = min_cost_flow.SimpleMinCostFlow()
-    nodes: dict = {}
-
-    def node(key) -> int:
-        if key not in nodes:
-            nodes[key] = len(nodes)
-        return nodes[key]
-
-    source, sink = node("source"), node("sink")
-    assigned_arcs = {}
-    day_caps = {}
-    slot_days = {}
-    for request in requests:
-        r = node(("request", request.id))
-        flow.add_arc_with_capacity_and_unit_cost(source, r, 1, 0)
-        flow.add_arc_with_capacity_and_unit_cost(r, sink, 1, 0)  # left unassigned
-        for provider, slot, cost in edges.get(request.id, ()):
-            slot_key = ("slot", provider.id, slot.start)
-            s = node(slot_key)
-            day = ("day", provider.id, slot.start.astimezone(zone(provider.timezone)).date())
-            slot_days[slot_key] = day
-            if day not in day_caps:
-                day_caps[day] = _left_that_day(provider, slot.start)
-            arc = flow.add_arc_with_capacity_and_unit_cost(
-                r, s, 1, cost - round(weights[request.id] * SCALE))
-            assigned_arcs[arc] = (request, provider, slot, cost)
-    for slot_key, day_key in slot_days.items():
-        flow.add_arc_with_capacity_and_unit_cost(node(slot_key), node(day_key), 1, 0)
-    for day_key, left in day_caps.items():
-        flow.add_arc_with_capacity_and_unit_cost(node(day_key), sink, max(left, 0), 0)
-    flow.set_node_supply(source, len(requests))
-    flow.set_node_supply(sink, -len(requests))
-    if requests and flow.solve() != flow.OPTIMAL:
-        raise ServiceError("The matching problem could not be solved.")
-    assignments, unassigned, cost_total = [], [], 0
-    taken = set()
-    for arc, (request, provider, slot, cost) in assigned_arcs.items():
-        if flow.flow(arc):
-            taken.add(request.id)
-            cost_total += cost
-            assignments.append({"request_id": request.id, "provider_id": provider.id,
-                                "start": slot.start, "end": slot.end,
-                                "score": weights[request.id]})
-    for request in requests:
-        if request.id not in taken:
-            unassigned.append({"request_id": request.id, "reason": reasons.get(
-                request.id, "the slots went to requests with a higher weight")})
+    if graph.tails:
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.asarray(graph.tails, dtype=np.int32), np.asarray(graph.heads, dtype=np.int32),
+            np.asarray(graph.caps, dtype=np.int64), graph.cost_array)
+    supply = len(problem.requests)
+    flow.set_node_supply(0, supply)
+    flow.set_node_supply(1, -supply)
+    if supply and (status := flow.solve()) != flow.OPTIMAL:
+        raise ServiceError(f"The matching problem could not be solved ({status}).")
+    flows = flow.flows(np.arange(len(graph.tails))) if graph.tails else np.zeros(0)
+    # Follow the flow from each request to the slot it reached.
+    outgoing: dict[int, list[list[int]]] = defaultdict(list)
+    for arc in np.nonzero(flows)[0].tolist():
+        outgoing[graph.tails[arc]].append([arc, int(flows[arc])])
+    assignments, unassigned, total_cost = [], [], 0
+    by_id = {request.id: request for request in problem.requests}
+    for request_id, node in request_nodes.items():
+        request = by_id[request_id]
+        path_cost, reached = 0, None
+        while reached is None:
+            step = next((pair for pair in outgoing[node] if pair[1] > 0), None)
+            if step is None or graph.heads[step[0]] == 1 and step[0] in unassigned_arcs:
+                break
+            step[1] -= 1
+            path_cost += int(graph.cost_array[step[0]])
+            reached = slot_arcs.get(step[0])
+            node = graph.heads[step[0]]
+        if reached is None:
+            unassigned.append({"request_id": request_id,
+                               "reason": reasons.get(request_id, OUTWEIGHED)})
+            continue
+        day, j = reached
+        slot = day.slots[j]
+        cost = path_cost + round(request.weight * 1000) * worth
+        total_cost += cost
+        assignments.append({"request_id": request_id, "provider_id": day.provider_id,
+                            "start": slot.start, "end": slot.end, "score": request.weight,
+                            "cost": cost})
     assignments.sort(key=lambda a: (a["start"], a["request_id"]))
     return Plan(assignments, unassigned, {
         "assigned": len(assignments),
         "weighted_coverage": round(sum(a["score"] for a in assignments), 3),
-        "cost": cost_total})
-
-
-def _left_that_day(provider, at: datetime) -> int:
-    tz = zone(provider.timezone)
-    day_start = datetime.combine(at.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
-    booked = db.session.execute(
-        sa.select(sa.func.count()).select_from(Appointment).where(
-            Appointment.provider_id == provider.id, Appointment.status.in_(LIVE),
-            Appointment.start_at >= day_start,
-            Appointment.start_at < day_start + timedelta(days=1))).scalar_one()
-    return provider.max_sessions_per_day - booked
+        "cost": total_cost})
 
 
 def run_batch(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
@@ -210,14 +341,14 @@ def run_batch(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
     result = plan(actor, request_ids=request_ids, start=start, end=end)
     if not commit:
         return result
+    codes = dict(db.session.execute(sa.select(ServiceType.id, ServiceType.code)).all())
     booked = []
     for assignment in result.assignments:
         request = db.session.get(CareRequest, assignment["request_id"])
         try:
             booking.book_appointment(actor, resident_id=request.resident_id,
                                      provider_id=assignment["provider_id"],
-                                     service_type=db.session.get(ServiceType,
-                                                                 request.service_type_id).code,
+                                     service_type=codes[request.service_type_id],
                                      start=assignment["start"], care_request_id=request.id)
             booked.append(assignment)
         except ServiceError as refusal:
@@ -226,5 +357,6 @@ def run_batch(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
                                       "reason": f"not booked: {refusal.message}"})
     result.assignments = booked
     result.objective = {**result.objective, "assigned": len(booked),
-                        "weighted_coverage": round(sum(a["score"] for a in booked), 3)}
+                        "weighted_coverage": round(sum(a["score"] for a in booked), 3),
+                        "cost": sum(a["cost"] for a in booked)}
     return result

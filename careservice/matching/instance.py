@@ -1,0 +1,337 @@
+"""Everything a batch plan reads, loaded in a handful of bulk queries.
+
+The batch may weigh thousands of requests against hundreds of providers over
+weeks, so nothing here is read per request or per provider: requests with
+their residents, providers with the regions they serve, calendars, live
+sessions around the window, last providers and coverage are each one query,
+and the rest (eligibility, slots, terms) is computed in memory.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from careservice.core.auth import Actor
+from careservice.core.errors import ValidationFailed
+from careservice.core.time import zone
+from careservice.extensions import db
+from careservice.metrics.coverage import age_band
+from careservice.people.models import (
+    Modality,
+    Provider,
+    Region,
+    Resident,
+    partnered_ancestor,
+    provider_regions,
+)
+from careservice.people.services import visible_residents_clause
+from careservice.scheduling.availability import time_off, working_windows
+from careservice.scheduling.booking import minutes_between
+from careservice.scheduling.models import (
+    LIVE,
+    Appointment,
+    AvailabilityException,
+    AvailabilityRule,
+    CareRequest,
+    RequestStatus,
+    ServiceType,
+    Status,
+)
+from careservice.scheduling.slots import Limits, Slot, compute_slots
+
+URGENCY_WEIGHT = {"urgent": 4.0, "soon": 2.0, "routine": 1.0}
+NEVER_SERVED, OLDEST, LEAST_SERVED_VILLAGE = 2.0, 1.0, 1.0
+COVERAGE_LOOKBACK = timedelta(days=365)
+MARGIN = timedelta(days=8)  # sessions read around the window: whole weeks, for the load term
+
+
+def weight_of(urgency: str, never_served: bool, birth_date: date, village_coverage: float,
+              on: date) -> float:
+    """How much serving this request is worth: urgency (4/2/1), +2 never served in
+    the last year, +1 aged 80 or more, up to +1 the less their village is served."""
+    weight = URGENCY_WEIGHT.get(urgency, 1.0)
+    if never_served:
+        weight += NEVER_SERVED
+    if age_band(birth_date, on) == "80+":
+        weight += OLDEST
+    weight += LEAST_SERVED_VILLAGE * (1 - village_coverage)
+    return round(weight, 3)
+
+
+def served_since(since: datetime, residents=None) -> set[int]:
+    """Residents with a completed session since then (of `residents`, a subquery, if given)."""
+    query = sa.select(Appointment.resident_id).where(
+        Appointment.status == Status.COMPLETED, Appointment.start_at >= since).distinct()
+    if residents is not None:
+        query = query.where(Appointment.resident_id.in_(residents))
+    return set(db.session.execute(query).scalars())
+
+
+def village_coverage(since: datetime) -> dict[int, float]:
+    """Each village's share of residents with a completed session since then."""
+    served = (sa.select(Appointment.resident_id).where(
+        Appointment.status == Status.COMPLETED, Appointment.start_at >= since)
+        .distinct().subquery())
+    rows = db.session.execute(
+        sa.select(Resident.region_id, sa.func.count(), sa.func.count(served.c.resident_id))
+        .outerjoin(served, served.c.resident_id == Resident.id)
+        .group_by(Resident.region_id)).all()
+    return {village: hit / total for village, total, hit in rows if total}
+
+
+@dataclass
+class Request:
+    id: int
+    resident_id: int
+    service_type_id: int
+    created_at: datetime
+    start: datetime  # the window, clipped to the batch's
+    end: datetime
+    village_id: int
+    languages: tuple[str, ...]
+    weight: float
+    last_provider_id: int | None = None
+
+
+@dataclass
+class ProviderDay:
+    """One provider's free starts for one service on one local day, by start."""
+
+    provider_id: int
+    service_type_id: int
+    day: date
+    slots: list[Slot]
+
+
+@dataclass
+class Instance:
+    start: datetime
+    end: datetime
+    requests: list[Request]
+    service_types: dict[int, object]
+    providers: dict[int, object]
+    eligible: dict[tuple[int, int], list[int]]  # (village, service) -> provider ids
+    terms: dict[tuple[int, tuple, int], float]  # (village, languages, provider) -> score
+    days: dict[tuple[int, int], list[ProviderDay]]  # (provider, service) -> its days
+    cap_left: dict[tuple[int, date], int]  # (provider, local day) -> sessions left
+    week_load: dict[tuple[int, date], float]  # (provider, local day) -> share of week booked
+    busy: dict[int, list[tuple[datetime, datetime]]]  # resident -> live sessions
+    booked: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    sessions_per_day: dict[tuple[int, date], int] = field(default_factory=dict)
+    sessions_per_week: dict[tuple[int, date], int] = field(default_factory=dict)
+    continuity: float = 0.0
+    load_weight: float = 0.0
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def open_requests(actor: Actor, request_ids, start: datetime, end: datetime) -> list:
+    """(request, resident, village) rows of the open requests meeting [start, end)."""
+    query = (
+        sa.select(CareRequest.id, CareRequest.resident_id, CareRequest.service_type_id,
+                  CareRequest.created_at, CareRequest.earliest, CareRequest.latest,
+                  CareRequest.urgency, Resident.region_id, Resident.languages,
+                  Resident.birth_date)
+        .join(Resident, Resident.id == CareRequest.resident_id)
+        .where(CareRequest.status == RequestStatus.OPEN, CareRequest.earliest < end,
+               CareRequest.latest > start,
+               visible_residents_clause(actor, CareRequest.resident_id))
+        .order_by(CareRequest.id))
+    if request_ids is not None:
+        query = query.where(CareRequest.id.in_(request_ids))
+    rows = db.session.execute(query).all()
+    if request_ids is not None:
+        missing = sorted(set(request_ids) - {row.id for row in rows})
+        if missing:
+            raise ValidationFailed({"request_ids": [
+                f"Not open care requests in your scope and window: {missing}"]})
+    return rows
+
+
+def load(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
+         now: datetime) -> Instance:
+    rows = open_requests(actor, request_ids, start, end)
+    config = current_app.config
+    since = now - COVERAGE_LOOKBACK
+    waiting = sa.select(CareRequest.resident_id).where(CareRequest.status == RequestStatus.OPEN)
+    served = served_since(since, waiting)
+    coverage = village_coverage(since)
+    last = _last_providers(waiting)
+    requests = [
+        Request(id=row.id, resident_id=row.resident_id, service_type_id=row.service_type_id,
+                created_at=row.created_at, start=max(start, row.earliest),
+                end=min(end, row.latest), village_id=row.region_id,
+                languages=tuple(row.languages or ()),
+                weight=weight_of(row.urgency, row.resident_id not in served, row.birth_date,
+                                 coverage.get(row.region_id, 0.0), end.date()),
+                last_provider_id=last.get((row.resident_id, row.service_type_id)))
+        for row in rows]
+    service_types = {kind.id: kind for kind in db.session.execute(
+        sa.select(ServiceType.id, ServiceType.code, ServiceType.modality,
+                  ServiceType.duration_minutes, ServiceType.buffer_minutes,
+                  ServiceType.required_skill)).all()}
+    regions = {region.id: region for region in db.session.execute(
+        sa.select(Region.id, Region.path, Region.name, Region.latitude, Region.longitude,
+                  Region.partner_region_id)).all()}
+    providers = {provider.id: provider for provider in db.session.execute(
+        sa.select(Provider.id, Provider.skills, Provider.modalities, Provider.languages,
+                  Provider.timezone, Provider.max_sessions_per_day, Provider.home_region_id)
+        .where(Provider.active.is_(True))).all()}
+    areas: dict[int, list[str]] = defaultdict(list)
+    for provider_id, path in db.session.execute(
+            sa.select(provider_regions.c.provider_id, Region.path)
+            .join(Region, Region.id == provider_regions.c.region_id)):
+        areas[provider_id].append(path)
+
+    instance = Instance(start=start, end=end, requests=requests, service_types=service_types,
+                        providers=providers, eligible={}, terms={}, days={}, cap_left={},
+                        week_load={}, busy=defaultdict(list),
+                        continuity=config["MATCH_WEIGHT_CONTINUITY"],
+                        load_weight=config["MATCH_WEIGHT_LOAD"])
+    _eligibility(instance, regions, areas)
+    _sessions(instance, start - MARGIN, end + MARGIN)
+    _slots(instance, start, end, now)
+    _terms(instance, regions)
+    return instance
+
+
+def _last_providers(residents) -> dict[tuple[int, int], int]:
+    """(resident, service) -> the provider of their latest completed session."""
+    last = {}
+    for resident_id, service_type_id, provider_id in db.session.execute(
+            sa.select(Appointment.resident_id, Appointment.service_type_id,
+                      Appointment.provider_id)
+            .where(Appointment.status == Status.COMPLETED,
+                   Appointment.resident_id.in_(residents))
+            .order_by(Appointment.start_at)):
+        last[(resident_id, service_type_id)] = provider_id
+    return last
+
+
+def offers_service(provider, kind) -> bool:
+    return (kind.modality in provider.modalities
+            and (not kind.required_skill or kind.required_skill in provider.skills))
+
+
+def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
+    """Who may serve each (village, service) that has requests: offers the service
+    and serves the village (their service regions, else their home region)."""
+    for request in instance.requests:
+        key = (request.village_id, request.service_type_id)
+        if key in instance.eligible:
+            continue
+        village_path = regions[request.village_id].path
+        kind = instance.service_types[request.service_type_id]
+        instance.eligible[key] = [
+            provider.id for provider in instance.providers.values()
+            if offers_service(provider, kind)
+            and any(village_path.startswith(path) for path in
+                    areas.get(provider.id) or [regions[provider.home_region_id].path])]
+
+
+def _sessions(instance: Instance, start: datetime, end: datetime) -> None:
+    """Live sessions around the window: each provider-day's sessions, each provider-week's,
+    and the residents' own busy times."""
+    waiting = {request.resident_id for request in instance.requests}
+    per_day: dict[tuple[int, date], int] = defaultdict(int)
+    per_week: dict[tuple[int, date], int] = defaultdict(int)
+    booked = defaultdict(list)
+    for provider_id, resident_id, at, block_end, session_end in db.session.execute(
+            sa.select(Appointment.provider_id, Appointment.resident_id, Appointment.start_at,
+                      Appointment.block_end_at, Appointment.end_at)
+            .where(Appointment.status.in_(LIVE), Appointment.start_at < end,
+                   Appointment.block_end_at > start)):
+        provider = instance.providers.get(provider_id)
+        if provider is not None:
+            local = at.astimezone(zone(provider.timezone)).date()
+            per_day[(provider_id, local)] += 1
+            per_week[(provider_id, local - timedelta(days=local.weekday()))] += 1
+            booked[provider_id].append((at, block_end))
+        if resident_id in waiting:
+            instance.busy[resident_id].append((at, session_end))
+    instance.booked, instance.sessions_per_day, instance.sessions_per_week = (
+        booked, per_day, per_week)
+
+
+def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) -> None:
+    """Free starts of every (provider, service) some request may use, by local day,
+    with what is left of each day's cap and the share of each week booked."""
+    needed = {(provider_id, service_type_id)
+              for (_, service_type_id), providers in instance.eligible.items()
+              for provider_id in providers}
+    provider_ids = sorted({provider_id for provider_id, _ in needed})
+    rules, exceptions = defaultdict(list), defaultdict(list)
+    for row in db.session.execute(
+            sa.select(AvailabilityRule.provider_id, AvailabilityRule.weekday,
+                      AvailabilityRule.start_time, AvailabilityRule.end_time,
+                      AvailabilityRule.valid_from, AvailabilityRule.valid_to)
+            .where(AvailabilityRule.provider_id.in_(provider_ids))):
+        rules[row.provider_id].append(row)
+    for row in db.session.execute(
+            sa.select(AvailabilityException.provider_id, AvailabilityException.start_at,
+                      AvailabilityException.end_at, AvailabilityException.kind)
+            .where(AvailabilityException.provider_id.in_(provider_ids),
+                   AvailabilityException.start_at < end + timedelta(days=1),
+                   AvailabilityException.end_at > start - timedelta(days=1))):
+        exceptions[row.provider_id].append(row)
+    limits = Limits.current(now)
+    windows = {}
+    for provider_id, service_type_id in sorted(needed):
+        provider = instance.providers[provider_id]
+        if provider_id not in windows:
+            windows[provider_id] = working_windows(provider.timezone, rules[provider_id],
+                                                   exceptions[provider_id], start, end)
+        slots = compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
+                              windows=windows[provider_id],
+                              busy=instance.booked.get(provider_id, []),
+                              blocked=time_off(exceptions[provider_id]),
+                              service_type=instance.service_types[service_type_id],
+                              start=start, end=end, limits=limits)
+        tz = zone(provider.timezone)
+        by_day: dict[date, list[Slot]] = defaultdict(list)
+        for slot in slots:
+            by_day[slot.start.astimezone(tz).date()].append(slot)
+        instance.days[(provider_id, service_type_id)] = [
+            ProviderDay(provider_id, service_type_id, day, day_slots)
+            for day, day_slots in sorted(by_day.items())]
+        week_capacity = provider.max_sessions_per_day * 7
+        for day in by_day:
+            key = (provider_id, day)
+            instance.cap_left[key] = max(
+                provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0), 0)
+            monday = day - timedelta(days=day.weekday())
+            instance.week_load[key] = (
+                instance.sessions_per_week.get((provider_id, monday), 0) / week_capacity)
+
+
+def _terms(instance: Instance, regions: dict) -> None:
+    """The score of each (village, languages, provider) that does not depend on the
+    time: partner-region programme, travel for home visits, interpreter needed."""
+    config = current_app.config
+    partner_of = {region_id: region.partner_region_id for region_id, region in regions.items()}
+    partners: dict[tuple[int, int], bool] = {}
+    for request in instance.requests:
+        kind = instance.service_types[request.service_type_id]
+        village = regions[request.village_id]
+        for provider_id in instance.eligible[(request.village_id, request.service_type_id)]:
+            key = (request.village_id, request.languages, provider_id)
+            if key in instance.terms:
+                continue
+            provider = instance.providers[provider_id]
+            home = regions[provider.home_region_id]
+            score = 0.0
+            if not any(lang in provider.languages for lang in request.languages):
+                score -= config["MATCH_WEIGHT_INTERPRETER"]
+            pair = (request.village_id, provider.home_region_id)
+            if pair not in partners:
+                partners[pair] = partnered_ancestor(home.path, village.path,
+                                                    partner_of.get) is not None
+            if partners[pair]:
+                score += config["MATCH_WEIGHT_PARTNER"]
+            if kind.modality == Modality.HOME_VISIT:
+                minutes = minutes_between(home, village)
+                if minutes is not None:
+                    score -= config["MATCH_WEIGHT_TRAVEL"] * minutes / 60
+            instance.terms[key] = score
