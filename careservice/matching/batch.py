@@ -58,6 +58,7 @@ class Plan:
     assignments: list[dict]
     unassigned: list[dict]
     objective: dict
+    arcs: int = 0  # the size of the flow solved
 
 
 # Kept for the waitlist backfill, which ranks the requests a freed slot fits.
@@ -131,8 +132,8 @@ class DayChains:
         chain = [graph.node() for _ in slots]
         for j, node in enumerate(chain):
             graph.arc(node, slots[j], 1, 0)
-            if 0 <= j + step < len(chain):
-                graph.arc(node, chain[j + step], Graph.BIG, 0)
+            if 0 <= j + step < len(chain):  # at most the slots further along
+                graph.arc(node, chain[j + step], len(chain) - j - 1 if step > 0 else j, 0)
         return chain
 
     def from_slot(self, j: int) -> int:
@@ -186,8 +187,10 @@ def solve(problem: Instance) -> Plan:
             continue
         terms = tuple((p, -round(TERMS * problem.terms[(request.village_id, request.languages,
                                                          p)])) for p in providers)
-        group = groups.setdefault((request.service_type_id, terms),
-                                  _group(problem, request.service_type_id, terms))
+        group = groups.get((request.service_type_id, terms))
+        if group is None:
+            group = groups[(request.service_type_id, terms)] = _group(
+                problem, request.service_type_id, terms)
         entry = -round(LATENESS_PER_HOUR * hours(request.start, t0))
         if not _connect(graph, problem, request, r, entry, group, chain):
             reasons[request.id] = NO_SLOT
@@ -247,7 +250,8 @@ def _connect(graph: Graph, problem: Instance, request: Request, r: int, entry: i
             if day["node"] is None:
                 day["node"] = graph.node()
                 for provider_day, cost in day["days"]:
-                    graph.arc(day["node"], chain(provider_day).from_slot(0), 1 << 30, cost)
+                    graph.arc(day["node"], chain(provider_day).from_slot(0),
+                              len(provider_day.slots), cost)
             graph.arc(r, day["node"], 1, entry)
             connected = True
         for provider_day, cost in day["days"]:
@@ -331,7 +335,7 @@ def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, 
     return Plan(assignments, unassigned, {
         "assigned": len(assignments),
         "weighted_coverage": round(sum(a["score"] for a in assignments), 3),
-        "cost": total_cost})
+        "cost": total_cost}, arcs=len(graph.tails))
 
 
 def run_batch(actor: Actor, *, request_ids=None, start: datetime, end: datetime,

@@ -218,17 +218,21 @@ def offers_service(provider, kind) -> bool:
 def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
     """Who may serve each (village, service) that has requests: offers the service
     and serves the village (their service regions, else their home region)."""
+    by_area: dict[str, list] = defaultdict(list)  # a region's path -> who serves it
+    for provider in instance.providers.values():
+        for path in areas.get(provider.id) or [regions[provider.home_region_id].path]:
+            by_area[path].append(provider)
     for request in instance.requests:
         key = (request.village_id, request.service_type_id)
         if key in instance.eligible:
             continue
-        village_path = regions[request.village_id].path
         kind = instance.service_types[request.service_type_id]
-        instance.eligible[key] = [
-            provider.id for provider in instance.providers.values()
-            if offers_service(provider, kind)
-            and any(village_path.startswith(path) for path in
-                    areas.get(provider.id) or [regions[provider.home_region_id].path])]
+        path = regions[request.village_id].path
+        ancestors = ["/" + "/".join(path.strip("/").split("/")[:depth]) + "/"
+                     for depth in range(1, path.count("/"))]
+        instance.eligible[key] = sorted({
+            provider.id for ancestor in ancestors for provider in by_area.get(ancestor, ())
+            if offers_service(provider, kind)})
 
 
 def _sessions(instance: Instance, start: datetime, end: datetime) -> None:
