@@ -92,8 +92,6 @@ def hours(later: datetime, earlier: datetime) -> float:
 class Graph:
     """Arcs collected in plain lists, handed to OR-Tools in one call."""
 
-    BIG = 1 << 30
-
     def __init__(self):
         self.nodes = 2  # 0 is the source, 1 the sink
         self.tails, self.heads, self.caps, self.costs = [], [], [], []
@@ -116,11 +114,24 @@ class DayChains:
     "this slot or a later one" (`after`), and of "this one or an earlier one"
     (`before`), each built only when some request needs it."""
 
-    def __init__(self, graph: Graph, day: ProviderDay, day_node: int, slot_costs: list[int]):
+    def __init__(self, graph: Graph, day: ProviderDay, day_node: int, slot_costs: list[int],
+                 *, fine: bool, cap_left: int):
         self.graph, self.day, self.day_node, self.slot_costs = graph, day, day_node, slot_costs
+        self.fine, self.cap_left = fine, cap_left
         self.slot_nodes: list[int] | None = None
         self.after: list[int] | None = None
         self.before: list[int] | None = None
+        self.hub_node: int | None = None
+
+    def hub(self) -> int:
+        """Where requests wanting any slot of the day enter. When nobody needs the
+        slots one by one, a single node with an arc per slot the day can still take,
+        earliest first (cheapest first: a plan never skips an earlier free slot)."""
+        if self.fine:
+            return self.from_slot(0)
+        if self.hub_node is None:
+            self.hub_node = self.graph.node()
+        return self.hub_node
 
     def slots(self) -> list[int]:
         if self.slot_nodes is None:
@@ -148,9 +159,11 @@ class DayChains:
 
     def finish(self, slot_arcs: dict) -> None:
         """The slots' own arcs (capacity 1) into the provider-day."""
-        if self.slot_nodes is None:
-            return
-        for j, node in enumerate(self.slot_nodes):
+        if self.hub_node is not None:
+            for j in range(min(len(self.day.slots), self.cap_left)):
+                arc = self.graph.arc(self.hub_node, self.day_node, 1, self.slot_costs[j])
+                slot_arcs[arc] = (self.day, j)
+        for j, node in enumerate(self.slot_nodes or ()):
             arc = self.graph.arc(node, self.day_node, 1, self.slot_costs[j])
             slot_arcs[arc] = (self.day, j)
 
@@ -161,6 +174,8 @@ def solve(problem: Instance) -> Plan:
     day_nodes: dict = {}
     chains: dict[tuple[int, int, object], DayChains] = {}
 
+    fine: set[tuple] = set()  # provider-days some request needs slot by slot
+
     def chain(day: ProviderDay) -> DayChains:
         key = (day.provider_id, day.service_type_id, day.day)
         if key not in chains:
@@ -169,12 +184,23 @@ def solve(problem: Instance) -> Plan:
                 day_nodes[cap_key] = graph.node()
             load = round(TERMS * problem.load_weight * problem.week_load.get(cap_key, 0.0))
             chains[key] = DayChains(graph, day, day_nodes[cap_key], [
-                round(LATENESS_PER_HOUR * hours(slot.start, t0)) + load for slot in day.slots])
+                round(LATENESS_PER_HOUR * hours(slot.start, t0)) + load for slot in day.slots],
+                fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0))
         return chains[key]
+
+    def fan_out(day: dict) -> int:
+        """A group's node for one day, with an arc to each of its providers' days."""
+        if day["node"] is None:
+            day["node"] = graph.node()
+            for provider_day, cost in day["days"]:
+                graph.arc(day["node"], chain(provider_day).hub(),
+                          len(provider_day.slots), cost)
+        return day["node"]
 
     # Village groups: same service, same providers at the same terms.
     groups: dict[tuple, dict] = {}
     request_nodes: dict[int, int] = {}
+    entries: list[tuple[int, tuple]] = []
     unassigned_arcs: dict[int, Request] = {}
     reasons: dict[int, str] = {}
     for request in problem.requests:
@@ -192,8 +218,24 @@ def solve(problem: Instance) -> Plan:
             group = groups[(request.service_type_id, terms)] = _group(
                 problem, request.service_type_id, terms)
         entry = -round(LATENESS_PER_HOUR * hours(request.start, t0))
-        if not _connect(graph, problem, request, r, entry, group, chain):
+        ways = _ways_in(problem, request, entry, group, fine)
+        if not ways:
             reasons[request.id] = NO_SLOT
+        entries.extend((r, way) for way in ways)
+    # Now that every provider-day needed slot by slot is known, build the arcs.
+    for r, (kind, target, at, cost) in entries:
+        if kind == "group":
+            graph.arc(r, fan_out(target), 1, cost)
+        elif kind == "day":
+            graph.arc(r, chain(target).hub(), 1, cost)
+        elif kind == "after":
+            graph.arc(r, chain(target).from_slot(at), 1, cost)
+        elif kind == "before":
+            graph.arc(r, chain(target).up_to_slot(at), 1, cost)
+        else:
+            slots = chain(target).slots()
+            for j in at:
+                graph.arc(r, slots[j], 1, cost)
     slot_arcs: dict[int, tuple[ProviderDay, int]] = {}
     for day_chains in chains.values():
         day_chains.finish(slot_arcs)
@@ -234,60 +276,60 @@ def _group(problem: Instance, service_type_id: int, terms: tuple) -> dict:
     return {"days": sorted(days.items()), "terms": dict(terms)}
 
 
-def _connect(graph: Graph, problem: Instance, request: Request, r: int, entry: int,
-             group: dict, chain) -> bool:
-    """The request's arcs into the graph; False when its window holds no free slot."""
+def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
+             fine: set) -> list[tuple]:
+    """How the request enters the graph: (kind, target, slot, cost) for each day of
+    its window; none when the window holds no free slot. Provider-days it needs slot
+    by slot are added to `fine`."""
     busy = problem.busy.get(request.resident_id, ())
     last = request.last_provider_id if request.last_provider_id in group["terms"] else None
     bonus = round(TERMS * problem.continuity)
-    connected = False
+    ways = []
     for _, day in group["days"]:
         if day["last"] <= request.start or day["first"] >= request.end:
             continue
         whole = (request.start <= day["first"] and day["last"] <= request.end
                  and not any(overlaps(day["first"], day["last"], b, e) for b, e in busy))
         if whole:
-            if day["node"] is None:
-                day["node"] = graph.node()
-                for provider_day, cost in day["days"]:
-                    graph.arc(day["node"], chain(provider_day).from_slot(0),
-                              len(provider_day.slots), cost)
-            graph.arc(r, day["node"], 1, entry)
-            connected = True
+            ways.append(("group", day, None, entry))
         for provider_day, cost in day["days"]:
             is_last = provider_day.provider_id == last
             if whole and not is_last:
                 continue
-            connected |= _enter_day(graph, problem, request, r, entry + cost
-                                    - (bonus if is_last else 0), provider_day, busy, chain)
-    return connected
+            way = _way_into_day(problem, request, entry + cost - (bonus if is_last else 0),
+                                provider_day, busy)
+            if way is not None:
+                ways.append(way)
+                if way[0] != "day":
+                    fine.add((provider_day.provider_id, provider_day.service_type_id,
+                              provider_day.day))
+    return ways
 
 
-def _enter_day(graph: Graph, problem: Instance, request: Request, r: int, cost: int,
-               day: ProviderDay, busy, chain) -> bool:
-    """Arcs from the request into one provider-day, for the slots of its window there."""
+def _way_into_day(problem: Instance, request: Request, cost: int, day: ProviderDay,
+                  busy) -> tuple | None:
+    """How the request enters one provider-day, for the slots of its window there."""
     starts = [slot.start for slot in day.slots]
     ends = [slot.end for slot in day.slots]
     first = bisect_left(starts, request.start)
     last = bisect_right(ends, request.end) - 1
     if first > last:
-        return False
+        return None
     mine = [j for j in range(first, last + 1)
             if not any(overlaps(day.slots[j].start, day.slots[j].end, b, e) for b, e in busy)]
     if not mine:
-        return False
-    day_chains = chain(day)
-    if len(mine) == last - first + 1 and last == len(day.slots) - 1:
-        graph.arc(r, day_chains.from_slot(first), 1, cost)
-    elif len(mine) == last - first + 1 and first == 0:
-        graph.arc(r, day_chains.up_to_slot(last), 1, cost)
-    else:
-        # Both ends cut, or busy in between: the first free slots, as many as the
-        # day can still take (a later one could always be swapped for one of them).
-        slots = day_chains.slots()
-        for j in mine[:max(problem.cap_left.get((day.provider_id, day.day), 0), 1)]:
-            graph.arc(r, slots[j], 1, cost)
-    return True
+        return None
+    if len(mine) == last - first + 1:
+        if first == 0 and last == len(day.slots) - 1:
+            return ("day", day, None, cost)
+        if last == len(day.slots) - 1:
+            return ("after", day, first, cost)
+        if first == 0:
+            return ("before", day, last, cost)
+    # Both ends cut, or busy in between: the first free slots, as many as the day
+    # can still take (a later one could always be swapped for one of them).
+    return ("slots", day, mine[:max(problem.cap_left.get((day.provider_id, day.day), 0), 1)],
+            cost)
 
 
 def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, slot_arcs,
