@@ -199,6 +199,7 @@ def solve(problem: Instance) -> Plan:
 
     # Village groups: same service, same providers at the same terms.
     groups: dict[tuple, dict] = {}
+    costs_of: dict[tuple, tuple] = {}  # (village, languages, service) -> (provider, cost)s
     request_nodes: dict[int, int] = {}
     entries: list[tuple[int, tuple]] = []
     unassigned_arcs: dict[int, Request] = {}
@@ -211,8 +212,12 @@ def solve(problem: Instance) -> Plan:
         if not providers:
             reasons[request.id] = NO_PROVIDER
             continue
-        terms = tuple((p, -round(TERMS * problem.terms[(request.village_id, request.languages,
-                                                         p)])) for p in providers)
+        audience = (request.village_id, request.languages, request.service_type_id)
+        terms = costs_of.get(audience)
+        if terms is None:
+            terms = costs_of[audience] = tuple(
+                (p, -round(TERMS * problem.terms[(request.village_id, request.languages, p)]))
+                for p in providers)
         group = groups.get((request.service_type_id, terms))
         if group is None:
             group = groups[(request.service_type_id, terms)] = _group(

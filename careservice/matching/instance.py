@@ -222,17 +222,19 @@ def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
     for provider in instance.providers.values():
         for path in areas.get(provider.id) or [regions[provider.home_region_id].path]:
             by_area[path].append(provider)
+    offering = {kind_id: {p.id for p in instance.providers.values() if offers_service(p, kind)}
+                for kind_id, kind in instance.service_types.items()}
     for request in instance.requests:
         key = (request.village_id, request.service_type_id)
         if key in instance.eligible:
             continue
-        kind = instance.service_types[request.service_type_id]
+        offer = offering[request.service_type_id]
         path = regions[request.village_id].path
         ancestors = ["/" + "/".join(path.strip("/").split("/")[:depth]) + "/"
                      for depth in range(1, path.count("/"))]
         instance.eligible[key] = sorted({
             provider.id for ancestor in ancestors for provider in by_area.get(ancestor, ())
-            if offers_service(provider, kind)})
+            if provider.id in offer})
 
 
 def _sessions(instance: Instance, start: datetime, end: datetime) -> None:
@@ -316,19 +318,20 @@ def _terms(instance: Instance, regions: dict) -> None:
     config = current_app.config
     partner_of = {region_id: region.partner_region_id for region_id, region in regions.items()}
     partners: dict[tuple[int, int], bool] = {}
-    for request in instance.requests:
-        kind = instance.service_types[request.service_type_id]
-        village = regions[request.village_id]
-        for provider_id in instance.eligible[(request.village_id, request.service_type_id)]:
-            key = (request.village_id, request.languages, provider_id)
+    audiences = {(r.village_id, r.languages, r.service_type_id) for r in instance.requests}
+    for village_id, languages, service_type_id in audiences:
+        kind = instance.service_types[service_type_id]
+        village = regions[village_id]
+        for provider_id in instance.eligible[(village_id, service_type_id)]:
+            key = (village_id, languages, provider_id)
             if key in instance.terms:
                 continue
             provider = instance.providers[provider_id]
             home = regions[provider.home_region_id]
             score = 0.0
-            if not any(lang in provider.languages for lang in request.languages):
+            if not any(lang in provider.languages for lang in languages):
                 score -= config["MATCH_WEIGHT_INTERPRETER"]
-            pair = (request.village_id, provider.home_region_id)
+            pair = (village_id, provider.home_region_id)
             if pair not in partners:
                 partners[pair] = partnered_ancestor(home.path, village.path,
                                                     partner_of.get) is not None

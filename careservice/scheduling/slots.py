@@ -1,10 +1,12 @@
 """Free slots: availability windows, minus what is booked, on a grid."""
 
 import threading
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from itertools import accumulate
 
 import sqlalchemy as sa
 from flask import current_app
@@ -73,20 +75,34 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     step = timedelta(minutes=limits.step) if limits.step else held
     tz = zone(timezone)
     per_day = Counter(b_start.astimezone(tz).date() for b_start, _ in busy)
-    busy = sorted([*busy, *blocked])
+    taken = Taken([*busy, *blocked])
     slots: list[Slot] = []
     for window in windows:
         candidate = window.start
         while candidate + held <= window.end:
             if (start <= candidate < end
-                    and per_day[candidate.astimezone(tz).date()] < cap
                     and limits.earliest <= candidate <= limits.latest
-                    and not any(overlaps(candidate, candidate + held, b_start, b_end)
-                                for b_start, b_end in busy)):
+                    and not taken.meets(candidate, candidate + held)
+                    and per_day[candidate.astimezone(tz).date()] < cap):
                 slots.append(Slot(candidate, candidate + duration))
             candidate += step
     slots.sort(key=lambda slot: slot.start)
     return [slot for i, slot in enumerate(slots) if i == 0 or slot.start != slots[i - 1].start]
+
+
+class Taken:
+    """Busy intervals, asked "does [start, end) meet any?" in logarithmic time:
+    sorted by start, with the latest end so far; the intervals starting before
+    `end` meet it exactly when the latest of their ends is after `start`."""
+
+    def __init__(self, intervals):
+        ordered = sorted(intervals)
+        self.starts = [interval_start for interval_start, _ in ordered]
+        self.latest_end = list(accumulate((interval_end for _, interval_end in ordered), max))
+
+    def meets(self, start: datetime, end: datetime) -> bool:
+        before = bisect_left(self.starts, end)
+        return before > 0 and self.latest_end[before - 1] > start
 
 
 @cache
