@@ -42,12 +42,11 @@ from careservice.core.errors import ServiceError, ValidationFailed
 from careservice.core.time import overlaps, utcnow
 from careservice.extensions import db
 from careservice.matching import instance as loading
-from careservice.matching.instance import Instance, ProviderDay, Request
+from careservice.matching.instance import TERMS, Instance, ProviderDay, Request
 from careservice.scheduling import booking
 from careservice.scheduling.models import CareRequest, ServiceType
 
 LATENESS_PER_HOUR = 10
-TERMS = 100  # a score point of the provider terms, in cost units
 NO_PROVIDER = "no provider with this service serves the resident's village"
 NO_SLOT = "no free slot in the window"
 OUTWEIGHED = "the slots went to requests with a higher weight"
@@ -199,7 +198,6 @@ def solve(problem: Instance) -> Plan:
 
     # Village groups: same service, same providers at the same terms.
     groups: dict[tuple, dict] = {}
-    costs_of: dict[tuple, tuple] = {}  # (village, languages, service) -> (provider, cost)s
     request_nodes: dict[int, int] = {}
     entries: list[tuple[int, tuple]] = []
     unassigned_arcs: dict[int, Request] = {}
@@ -212,12 +210,7 @@ def solve(problem: Instance) -> Plan:
         if not providers:
             reasons[request.id] = NO_PROVIDER
             continue
-        audience = (request.village_id, request.languages, request.service_type_id)
-        terms = costs_of.get(audience)
-        if terms is None:
-            terms = costs_of[audience] = tuple(
-                (p, -round(TERMS * problem.terms[(request.village_id, request.languages, p)]))
-                for p in providers)
+        terms = problem.terms[(request.village_id, request.languages, request.service_type_id)]
         group = groups.get((request.service_type_id, terms))
         if group is None:
             group = groups[(request.service_type_id, terms)] = _group(

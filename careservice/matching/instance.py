@@ -46,6 +46,7 @@ URGENCY_WEIGHT = {"urgent": 4.0, "soon": 2.0, "routine": 1.0}
 NEVER_SERVED, OLDEST, LEAST_SERVED_VILLAGE = 2.0, 1.0, 1.0
 COVERAGE_LOOKBACK = timedelta(days=365)
 MARGIN = timedelta(days=8)  # sessions read around the window: whole weeks, for the load term
+TERMS = 100  # a point of a matching weight (MATCH_WEIGHT_*), in cost units
 
 
 def weight_of(urgency: str, never_served: bool, birth_date: date, village_coverage: float,
@@ -114,7 +115,7 @@ class Instance:
     service_types: dict[int, object]
     providers: dict[int, object]
     eligible: dict[tuple[int, int], list[int]]  # (village, service) -> provider ids
-    terms: dict[tuple[int, tuple, int], float]  # (village, languages, provider) -> score
+    terms: dict[tuple[int, tuple, int], tuple]  # (village, languages, service) -> costs
     days: dict[tuple[int, int], list[ProviderDay]]  # (provider, service) -> its days
     cap_left: dict[tuple[int, date], int]  # (provider, local day) -> sessions left
     week_load: dict[tuple[int, date], float]  # (provider, local day) -> share of week booked
@@ -313,32 +314,40 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
 
 
 def _terms(instance: Instance, regions: dict) -> None:
-    """The score of each (village, languages, provider) that does not depend on the
-    time: partner-region programme, travel for home visits, interpreter needed."""
+    """For each (village, languages, service) with requests, the cost of each eligible
+    provider that does not depend on the time, in cost units (TERMS a score point):
+    minus the partner-region programme, plus travel for home visits, plus an
+    interpreter when no language is shared."""
     config = current_app.config
     partner_of = {region_id: region.partner_region_id for region_id, region in regions.items()}
-    partners: dict[tuple[int, int], bool] = {}
-    audiences = {(r.village_id, r.languages, r.service_type_id) for r in instance.requests}
-    for village_id, languages, service_type_id in audiences:
-        kind = instance.service_types[service_type_id]
-        village = regions[village_id]
-        for provider_id in instance.eligible[(village_id, service_type_id)]:
-            key = (village_id, languages, provider_id)
-            if key in instance.terms:
-                continue
-            provider = instance.providers[provider_id]
-            home = regions[provider.home_region_id]
-            score = 0.0
-            if not any(lang in provider.languages for lang in languages):
-                score -= config["MATCH_WEIGHT_INTERPRETER"]
-            pair = (village_id, provider.home_region_id)
-            if pair not in partners:
-                partners[pair] = partnered_ancestor(home.path, village.path,
-                                                    partner_of.get) is not None
-            if partners[pair]:
-                score += config["MATCH_WEIGHT_PARTNER"]
-            if kind.modality == Modality.HOME_VISIT:
-                minutes = minutes_between(home, village)
-                if minutes is not None:
-                    score -= config["MATCH_WEIGHT_TRAVEL"] * minutes / 60
-            instance.terms[key] = score
+    interpreter = round(TERMS * config["MATCH_WEIGHT_INTERPRETER"])
+    spoken = {p.id: frozenset(p.languages or ()) for p in instance.providers.values()}
+    base: dict[tuple[int, int], tuple] = {}  # (village, service) -> (provider, cost)s
+    for village_id, languages, service_type_id in {
+            (r.village_id, r.languages, r.service_type_id) for r in instance.requests}:
+        if (village_id, service_type_id) not in base:
+            base[(village_id, service_type_id)] = _place_costs(
+                instance, regions, partner_of, village_id, service_type_id)
+        wanted = frozenset(languages)
+        instance.terms[(village_id, languages, service_type_id)] = tuple(
+            (provider_id, cost if wanted & spoken[provider_id] else cost + interpreter)
+            for provider_id, cost in base[(village_id, service_type_id)])
+
+
+def _place_costs(instance: Instance, regions: dict, partner_of: dict, village_id: int,
+                 service_type_id: int) -> tuple:
+    config = current_app.config
+    village = regions[village_id]
+    home_visit = instance.service_types[service_type_id].modality == Modality.HOME_VISIT
+    costs = []
+    for provider_id in instance.eligible[(village_id, service_type_id)]:
+        home = regions[instance.providers[provider_id].home_region_id]
+        score = 0.0
+        if partnered_ancestor(home.path, village.path, partner_of.get) is not None:
+            score += config["MATCH_WEIGHT_PARTNER"]
+        if home_visit:
+            minutes = minutes_between(home, village)
+            if minutes is not None:
+                score -= config["MATCH_WEIGHT_TRAVEL"] * minutes / 60
+        costs.append((provider_id, -round(TERMS * score)))
+    return tuple(costs)
