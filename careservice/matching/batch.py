@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import numpy as np
 import sqlalchemy as sa
@@ -175,6 +176,10 @@ def solve(problem: Instance) -> Plan:
 
     fine: set[tuple] = set()  # provider-days some request needs slot by slot
 
+    @cache
+    def lateness(at: datetime) -> int:  # starts repeat across providers: worth keeping
+        return round(LATENESS_PER_HOUR * hours(at, t0))
+
     def chain(day: ProviderDay) -> DayChains:
         key = (day.provider_id, day.service_type_id, day.day)
         if key not in chains:
@@ -182,9 +187,9 @@ def solve(problem: Instance) -> Plan:
             if cap_key not in day_nodes:
                 day_nodes[cap_key] = graph.node()
             load = round(TERMS * problem.load_weight * problem.week_load.get(cap_key, 0.0))
-            chains[key] = DayChains(graph, day, day_nodes[cap_key], [
-                round(LATENESS_PER_HOUR * hours(slot.start, t0)) + load for slot in day.slots],
-                fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0))
+            chains[key] = DayChains(graph, day, day_nodes[cap_key],
+                                    [lateness(slot.start) + load for slot in day.slots],
+                                    fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0))
         return chains[key]
 
     def fan_out(day: dict) -> int:

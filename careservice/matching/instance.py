@@ -319,35 +319,54 @@ def _terms(instance: Instance, regions: dict) -> None:
     minus the partner-region programme, plus travel for home visits, plus an
     interpreter when no language is shared."""
     config = current_app.config
-    partner_of = {region_id: region.partner_region_id for region_id, region in regions.items()}
     interpreter = round(TERMS * config["MATCH_WEIGHT_INTERPRETER"])
     spoken = {p.id: frozenset(p.languages or ()) for p in instance.providers.values()}
-    base: dict[tuple[int, int], tuple] = {}  # (village, service) -> (provider, cost)s
+    places = Places(instance, regions)
     for village_id, languages, service_type_id in {
             (r.village_id, r.languages, r.service_type_id) for r in instance.requests}:
-        if (village_id, service_type_id) not in base:
-            base[(village_id, service_type_id)] = _place_costs(
-                instance, regions, partner_of, village_id, service_type_id)
         wanted = frozenset(languages)
         instance.terms[(village_id, languages, service_type_id)] = tuple(
             (provider_id, cost if wanted & spoken[provider_id] else cost + interpreter)
-            for provider_id, cost in base[(village_id, service_type_id)])
+            for provider_id, cost in places.costs(village_id, service_type_id))
 
 
-def _place_costs(instance: Instance, regions: dict, partner_of: dict, village_id: int,
-                 service_type_id: int) -> tuple:
-    config = current_app.config
-    village = regions[village_id]
-    home_visit = instance.service_types[service_type_id].modality == Modality.HOME_VISIT
-    costs = []
-    for provider_id in instance.eligible[(village_id, service_type_id)]:
-        home = regions[instance.providers[provider_id].home_region_id]
-        score = 0.0
-        if partnered_ancestor(home.path, village.path, partner_of.get) is not None:
-            score += config["MATCH_WEIGHT_PARTNER"]
-        if home_visit:
-            minutes = minutes_between(home, village)
-            if minutes is not None:
-                score -= config["MATCH_WEIGHT_TRAVEL"] * minutes / 60
-        costs.append((provider_id, -round(TERMS * score)))
-    return tuple(costs)
+class Places:
+    """The part of a provider's cost that depends on the village alone: the
+    partner-region programme (the provider's home, or a region above it, is
+    partnered with the village's, or one above it) and travel for home visits."""
+
+    def __init__(self, instance: Instance, regions: dict):
+        config = current_app.config
+        self.instance, self.regions = instance, regions
+        self.partner = round(TERMS * config["MATCH_WEIGHT_PARTNER"])
+        self.travel = TERMS * config["MATCH_WEIGHT_TRAVEL"] / 60  # per minute
+        self.partner_of = {region_id: region.partner_region_id
+                           for region_id, region in regions.items()}.get
+        self.partnered: dict[tuple[int, int], bool] = {}
+        self.cached: dict[tuple[int, int], tuple] = {}
+
+    def is_partnered(self, village_id: int, home_id: int) -> bool:
+        pair = (village_id, home_id)
+        if pair not in self.partnered:
+            self.partnered[pair] = partnered_ancestor(
+                self.regions[home_id].path, self.regions[village_id].path,
+                self.partner_of) is not None
+        return self.partnered[pair]
+
+    def costs(self, village_id: int, service_type_id: int) -> tuple:
+        key = (village_id, service_type_id)
+        if key not in self.cached:
+            instance = self.instance
+            home_visit = instance.service_types[service_type_id].modality == Modality.HOME_VISIT
+            village = self.regions[village_id]
+            costs = []
+            for provider_id in instance.eligible[key]:
+                home_id = instance.providers[provider_id].home_region_id
+                cost = -self.partner if self.is_partnered(village_id, home_id) else 0
+                if home_visit:
+                    minutes = minutes_between(self.regions[home_id], village)
+                    if minutes is not None:
+                        cost += round(self.travel * minutes)
+                costs.append((provider_id, cost))
+            self.cached[key] = tuple(costs)
+        return self.cached[key]

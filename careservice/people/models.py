@@ -3,6 +3,7 @@
 import secrets
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -51,9 +52,11 @@ class Modality(StrEnum):
     HOME_VISIT = "home_visit"
 
 
-def path_ids(path: str) -> list[int]:
-    """The region ids of a materialised path, the root first: "/1/4/17/" -> [1, 4, 17]."""
-    return [int(part) for part in path.strip("/").split("/") if part]
+@lru_cache(maxsize=65536)
+def path_ids(path: str) -> tuple[int, ...]:
+    """The region ids of a materialised path, the root first: "/1/4/17/" -> (1, 4, 17).
+    Kept: matching and coverage ask it of the same few thousand paths over and over."""
+    return tuple(int(part) for part in path.strip("/").split("/") if part)
 
 
 def partnered_ancestor(home_path: str, village_path: str, partner_of) -> int | None:
