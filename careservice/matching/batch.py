@@ -12,7 +12,7 @@ served least (see `instance.weight_of`).
 The graph stays small at province scale because the cost of a (request,
 slot) pair splits into a request part, a provider part and a slot part:
 
-    source -> request -> [group-day] -> chain(p, day) -> slot -> (p, day) -> sink
+    request (a supply of 1) -> [group-day] -> chain(p, day) -> slot -> (p, day) -> sink
 
 A provider's free slots on a day form a chain ("this slot or a later one"),
 so a request whose window covers the whole day enters at its head with one
@@ -93,7 +93,7 @@ class Graph:
     """Arcs collected in plain lists, handed to OR-Tools in one call."""
 
     def __init__(self):
-        self.nodes = 2  # 0 is the source, 1 the sink
+        self.nodes = 2  # 0 is unused, 1 the sink
         self.tails, self.heads, self.caps, self.costs = [], [], [], []
         self.cost_array = np.zeros(0, dtype=np.int64)  # the costs, weights added, at the end
 
@@ -208,8 +208,7 @@ def solve(problem: Instance) -> Plan:
     unassigned_arcs: dict[int, Request] = {}
     reasons: dict[int, str] = {}
     for request in problem.requests:
-        r = request_nodes[request.id] = graph.node()
-        graph.arc(0, r, 1, 0)
+        r = request_nodes[request.id] = graph.node()  # a supply of one
         unassigned_arcs[graph.arc(r, 1, 1, 0)] = request
         providers = problem.eligible[(request.village_id, request.service_type_id)]
         if not providers:
@@ -343,7 +342,8 @@ def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, 
             np.asarray(graph.tails, dtype=np.int32), np.asarray(graph.heads, dtype=np.int32),
             np.asarray(graph.caps, dtype=np.int64), graph.cost_array)
     supply = len(problem.requests)
-    flow.set_node_supply(0, supply)
+    for node in request_nodes.values():
+        flow.set_node_supply(node, 1)
     flow.set_node_supply(1, -supply)
     if supply and (status := flow.solve()) != flow.OPTIMAL:
         raise ServiceError(f"The matching problem could not be solved ({status}).")

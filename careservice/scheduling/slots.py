@@ -77,13 +77,15 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     per_day = Counter(b_start.astimezone(tz).date() for b_start, _ in busy)
     taken = Taken([*busy, *blocked])
     slots: list[Slot] = []
+    lowest, highest = max(start, limits.earliest), limits.latest
     for window in windows:
-        candidate = window.start
-        while candidate + held <= window.end:
-            if (start <= candidate < end
-                    and limits.earliest <= candidate <= limits.latest
-                    and not taken.meets(candidate, candidate + held)
-                    and per_day[candidate.astimezone(tz).date()] < cap):
+        candidate, last = window.start, window.end - held
+        if last < lowest or candidate >= end:
+            continue
+        while candidate <= last:
+            if (lowest <= candidate < end and candidate <= highest
+                    and not (taken.starts and taken.meets(candidate, candidate + held))
+                    and not (per_day and per_day[candidate.astimezone(tz).date()] >= cap)):
                 slots.append(Slot(candidate, candidate + duration))
             candidate += step
     slots.sort(key=lambda slot: slot.start)
