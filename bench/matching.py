@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall
+from itertools import combinations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -212,12 +213,15 @@ def build_province(url: str, seed: int, requests: int, today: date):
 
 def greedy(problem) -> tuple[int, float]:
     """First come, first served: each request, oldest first, takes the earliest free
-    slot it may have; (served, weighted coverage)."""
+    slot it may have (the provider free then, buffers included, and under the day's
+    cap); (served, weighted coverage)."""
     from careservice.core.time import overlaps
 
-    used, per_day = set(), defaultdict(int)
+    held, per_day = defaultdict(list), defaultdict(int)
     served, weighted = 0, 0.0
     for request in sorted(problem.requests, key=lambda r: (r.created_at, r.id)):
+        kind = problem.service_types[request.service_type_id]
+        hold = timedelta(minutes=kind.duration_minutes + kind.buffer_minutes)
         busy = problem.busy.get(request.resident_id, ())
         options = []
         for provider_id in problem.eligible[(request.village_id, request.service_type_id)]:
@@ -227,10 +231,10 @@ def greedy(problem) -> tuple[int, float]:
                             and not any(overlaps(slot.start, slot.end, b, e) for b, e in busy)):
                         options.append((slot.start, provider_id, day.day))
         for start, provider_id, day in sorted(options):
-            if ((provider_id, start) in used
-                    or per_day[(provider_id, day)] >= problem.cap_left.get((provider_id, day), 0)):
+            if (per_day[(provider_id, day)] >= problem.cap_left.get((provider_id, day), 0)
+                    or any(overlaps(start, start + hold, b, e) for b, e in held[provider_id])):
                 continue
-            used.add((provider_id, start))
+            held[provider_id].append((start, start + hold))
             per_day[(provider_id, day)] += 1
             served += 1
             weighted += request.weight
@@ -240,43 +244,49 @@ def greedy(problem) -> tuple[int, float]:
 
 def lp_optimum(problem) -> float:
     """The weighted-coverage optimum of the LP relaxation, formulated apart from the
-    flow: x[request, provider-day] in [0, 1] (windows here are whole days, so any
-    set of requests up to the day's free slots fits them)."""
+    flow: x[request, provider-day] in [0, 1]; each request at most once; each
+    provider-day at most its cap left; and, for every set of services a provider-day
+    offers, the requests of those services at most the distinct starts they have
+    between them (Hall's condition: windows here are whole days, so that is exactly
+    when the requests fit the starts)."""
     import numpy as np
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
-    columns, column_days, weights, day_index = [], [], [], {}
+    starts = defaultdict(dict)  # (provider, day) -> service -> its starts
+    for (provider_id, service_type_id), days in problem.days.items():
+        for day in days:
+            starts[(provider_id, day.day)][service_type_id] = {s.start for s in day.slots}
+    columns, weights = [], []  # (request index, provider, day)
     for r, request in enumerate(problem.requests):
         for provider_id in problem.eligible[(request.village_id, request.service_type_id)]:
             for day in problem.days.get((provider_id, request.service_type_id), ()):
                 if request.start <= day.slots[0].start and day.slots[-1].end <= request.end:
-                    key = (provider_id, day.day)
-                    day_index.setdefault(key, len(day_index))
-                    columns.append((r, day_index[key]))
-                    column_days.append(key)
+                    columns.append((r, provider_id, day.day))
                     weights.append(request.weight)
-    n, requests = len(columns), len(problem.requests)
-    # Each column meets three rows: its request (at most once), its provider-day and
-    # service (at most the free slots of that service), its provider-day (the cap left).
-    service_rows = {}
-    for (r, _), (provider_id, day) in zip(columns, column_days, strict=True):
-        service_rows.setdefault((provider_id, day, problem.requests[r].service_type_id),
-                                len(service_rows))
-    row_ids = np.array(
-        [r for r, _ in columns]
-        + [requests + service_rows[(p, day, problem.requests[r].service_type_id)]
-           for (r, _), (p, day) in zip(columns, column_days, strict=True)]
-        + [requests + len(service_rows) + d for _, d in columns])
-    matrix = coo_matrix((np.ones(3 * n), (row_ids, np.tile(np.arange(n), 3))),
-                        shape=(requests + len(service_rows) + len(day_index), n)).tocsr()
-    slots = {(d.provider_id, d.day, d.service_type_id): len(d.slots)
-             for days in problem.days.values() for d in days}
-    bounds = np.concatenate([
-        np.ones(requests),
-        np.array([slots[key] for key in service_rows]),
-        np.array([problem.cap_left.get(key, 0) for key in day_index])])
-    result = linprog(-np.array(weights), A_ub=matrix, b_ub=bounds, bounds=(0, 1),
+    rows, bounds, entries = {}, [], []
+
+    def row(key, bound) -> int:
+        if key not in rows:
+            rows[key] = len(bounds)
+            bounds.append(bound)
+        return rows[key]
+
+    for c, (r, provider_id, day) in enumerate(columns):
+        service = problem.requests[r].service_type_id
+        entries.append((row(("request", r), 1), c))
+        entries.append((row(("cap", provider_id, day),
+                            problem.cap_left.get((provider_id, day), 0)), c))
+        offered = sorted(starts[(provider_id, day)])
+        for size in range(1, len(offered) + 1):
+            for subset in combinations(offered, size):
+                if service in subset:
+                    union = set().union(*(starts[(provider_id, day)][s] for s in subset))
+                    entries.append((row(("starts", provider_id, day, subset), len(union)), c))
+    matrix = coo_matrix((np.ones(len(entries)), ([i for i, _ in entries],
+                                                 [c for _, c in entries])),
+                        shape=(len(bounds), len(columns))).tocsr()
+    result = linprog(-np.array(weights), A_ub=matrix, b_ub=np.array(bounds), bounds=(0, 1),
                      method="highs")
     assert result.status == 0, result.message
     return round(-result.fun, 3)

@@ -31,7 +31,7 @@ assignment. A plan is read back by following the flow from each request.
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 import numpy as np
@@ -51,6 +51,7 @@ LATENESS_PER_HOUR = 10
 NO_PROVIDER = "no provider with this service serves the resident's village"
 NO_SLOT = "no free slot in the window"
 OUTWEIGHED = "the slots went to requests with a higher weight"
+OVERLAP = "its only times overlapped a session given to a request with a higher weight"
 
 
 @dataclass
@@ -112,12 +113,16 @@ class Graph:
 class DayChains:
     """The nodes of one provider-day for one service: its slots, the chain of
     "this slot or a later one" (`after`), and of "this one or an earlier one"
-    (`before`), each built only when some request needs it."""
+    (`before`), each built only when some request needs it.
+
+    When the provider has other services that day, the slots are nodes shared
+    with them (`shared`, by start): a start is taken once, whichever service
+    takes it."""
 
     def __init__(self, graph: Graph, day: ProviderDay, day_node: int, slot_costs: list[int],
-                 *, fine: bool, cap_left: int):
+                 *, fine: bool, cap_left: int, shared=None):
         self.graph, self.day, self.day_node, self.slot_costs = graph, day, day_node, slot_costs
-        self.fine, self.cap_left = fine, cap_left
+        self.fine, self.cap_left, self.shared = fine, cap_left, shared
         self.slot_nodes: list[int] | None = None
         self.after: list[int] | None = None
         self.before: list[int] | None = None
@@ -131,11 +136,17 @@ class DayChains:
             return self.from_slot(0)
         if self.hub_node is None:
             self.hub_node = self.graph.node()
+            if self.shared is not None:
+                for node in self.slots():
+                    self.graph.arc(self.hub_node, node, 1, 0)
         return self.hub_node
 
     def slots(self) -> list[int]:
         if self.slot_nodes is None:
-            self.slot_nodes = [self.graph.node() for _ in self.day.slots]
+            if self.shared is None:
+                self.slot_nodes = [self.graph.node() for _ in self.day.slots]
+            else:
+                self.slot_nodes = [self.shared(self.day, j) for j in range(len(self.day.slots))]
         return self.slot_nodes
 
     def _chain(self, step: int) -> list[int]:
@@ -158,38 +169,143 @@ class DayChains:
         return self.before[j]
 
     def finish(self, slot_arcs: dict) -> None:
-        """The slots' own arcs (capacity 1) into the provider-day."""
+        """The slots' own arcs (capacity 1) into the provider-day (shared slots have
+        theirs already)."""
+        if self.shared is not None:
+            return
+        starts = [slot.start for slot in self.day.slots]
         if self.hub_node is not None:
-            for j in range(min(len(self.day.slots), self.cap_left)):
+            for j in range(min(len(starts), self.cap_left)):
                 arc = self.graph.arc(self.hub_node, self.day_node, 1, self.slot_costs[j])
-                slot_arcs[arc] = (self.day, j)
+                slot_arcs[arc] = (self.day.provider_id, starts[j])
         for j, node in enumerate(self.slot_nodes or ()):
             arc = self.graph.arc(node, self.day_node, 1, self.slot_costs[j])
-            slot_arcs[arc] = (self.day, j)
+            slot_arcs[arc] = (self.day.provider_id, starts[j])
+
+
+REPAIRS = 8  # re-solves allowed to remove clashes the flow cannot see
 
 
 def solve(problem: Instance) -> Plan:
+    """The optimal plan, made free of clashes the flow does not model: one provider's
+    slots of two services that overlap (a 25-minute grid and a 20-minute one), and
+    one resident's two requests at overlapping times. Each clash found takes the
+    lesser request's option away (the slot, or the resident's time) and the flow is
+    solved again; clashes are rare, so this settles in a round or two."""
+    repaired: set[int] = set()
+    for _ in range(REPAIRS):
+        plan = _solve_once(problem)
+        if not _repair(problem, plan, repaired):
+            return _say_overlap(plan, repaired)
+    plan = _say_overlap(_solve_once(problem), repaired)
+    dropped = _clashing(problem, plan)  # still clashing after the repairs: not offered
+    plan.assignments = [a for a in plan.assignments if a["request_id"] not in dropped]
+    plan.unassigned += [{"request_id": request_id, "reason": OVERLAP} for request_id in dropped]
+    kept = plan.assignments
+    plan.objective.update(assigned=len(kept), cost=sum(a["cost"] for a in kept),
+                          weighted_coverage=round(sum(a["score"] for a in kept), 3))
+    return plan
+
+
+def _clashing(problem: Instance, plan: Plan) -> dict[int, tuple]:
+    """Assignments that overlap a weightier one of the same provider (with its buffer)
+    or of the same resident: request id -> what to take away."""
+    requests = {request.id: request for request in problem.requests}
+    ranked = sorted(plan.assignments,
+                    key=lambda a: (-requests[a["request_id"]].weight, a["request_id"]))
+    held: dict[int, list] = defaultdict(list)  # provider -> kept (start, end + buffer)
+    lived: dict[int, list] = defaultdict(list)  # resident -> kept (start, end)
+    clashes = {}
+    for assignment in ranked:
+        request = requests[assignment["request_id"]]
+        kind = problem.service_types[request.service_type_id]
+        start, end = assignment["start"], assignment["end"]
+        block_end = end + timedelta(minutes=kind.buffer_minutes)
+        provider_id = assignment["provider_id"]
+        if any(overlaps(start, block_end, b, e) for b, e in held[provider_id]):
+            clashes[request.id] = ("slot", provider_id, request.service_type_id, start)
+        elif clash := next(((b, e) for b, e in lived[request.resident_id]
+                             if overlaps(start, end, b, e)), None):
+            clashes[request.id] = ("resident", *clash)
+        else:
+            held[provider_id].append((start, block_end))
+            lived[request.resident_id].append((start, end))
+    return clashes
+
+
+def _say_overlap(plan: Plan, repaired: set[int]) -> Plan:
+    """A request left without times because repairs took them says so."""
+    for item in plan.unassigned:
+        if item["request_id"] in repaired and item["reason"] == NO_SLOT:
+            item["reason"] = OVERLAP
+    return plan
+
+
+def _repair(problem: Instance, plan: Plan, repaired: set[int]) -> bool:
+    """Take away what each clash used; False when there was none."""
+    clashes = _clashing(problem, plan)
+    repaired.update(clashes)
+    for what in clashes.values():
+        if what[0] == "slot":
+            _, provider_id, service_type_id, start = what
+            for day in problem.days.get((provider_id, service_type_id), ()):
+                day.slots = [slot for slot in day.slots if slot.start != start]
+            problem.days[(provider_id, service_type_id)] = [
+                day for day in problem.days.get((provider_id, service_type_id), ()) if day.slots]
+    for request_id, what in clashes.items():
+        if what[0] == "resident":  # this request keeps clear of the weightier one's time
+            problem.avoid.setdefault(request_id, []).append(what[1:])
+    return bool(clashes)
+
+
+def _solve_once(problem: Instance) -> Plan:
     graph = Graph()
     t0 = problem.start
     day_nodes: dict = {}
     chains: dict[tuple[int, int, object], DayChains] = {}
 
     fine: set[tuple] = set()  # provider-days some request needs slot by slot
+    services_on: dict[tuple[int, object], int] = defaultdict(int)
+    for (provider_id, _), days in problem.days.items():
+        for provider_day in days:
+            services_on[(provider_id, provider_day.day)] += 1
+    several = {key for key, count in services_on.items() if count > 1}
 
     @cache
     def lateness(at: datetime) -> int:  # starts repeat across providers: worth keeping
         return round(LATENESS_PER_HOUR * hours(at, t0))
 
+    def day_node(provider_id: int, day) -> int:
+        if (provider_id, day) not in day_nodes:
+            day_nodes[(provider_id, day)] = graph.node()
+        return day_nodes[(provider_id, day)]
+
+    def slot_cost(provider_id: int, day, at: datetime) -> int:
+        load = problem.week_load.get((provider_id, day), 0.0)
+        return lateness(at) + round(TERMS * problem.load_weight * load)
+
+    slot_arcs: dict[int, tuple[int, datetime]] = {}
+    shared_nodes: dict[tuple[int, datetime], int] = {}
+
+    def shared(day: ProviderDay, j: int) -> int:
+        """One node per (provider, start) for a provider-day of several services."""
+        at = day.slots[j].start
+        if (day.provider_id, at) not in shared_nodes:
+            node = shared_nodes[(day.provider_id, at)] = graph.node()
+            arc = graph.arc(node, day_node(day.provider_id, day.day), 1,
+                            slot_cost(day.provider_id, day.day, at))
+            slot_arcs[arc] = (day.provider_id, at)
+        return shared_nodes[(day.provider_id, at)]
+
     def chain(day: ProviderDay) -> DayChains:
         key = (day.provider_id, day.service_type_id, day.day)
         if key not in chains:
             cap_key = (day.provider_id, day.day)
-            if cap_key not in day_nodes:
-                day_nodes[cap_key] = graph.node()
-            load = round(TERMS * problem.load_weight * problem.week_load.get(cap_key, 0.0))
-            chains[key] = DayChains(graph, day, day_nodes[cap_key],
-                                    [lateness(slot.start) + load for slot in day.slots],
-                                    fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0))
+            chains[key] = DayChains(
+                graph, day, day_node(*cap_key),
+                [slot_cost(day.provider_id, day.day, slot.start) for slot in day.slots],
+                fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0),
+                shared=shared if cap_key in several else None)
         return chains[key]
 
     def fan_out(day: dict) -> int:
@@ -238,7 +354,6 @@ def solve(problem: Instance) -> Plan:
             slots = chain(target).slots()
             for j in at:
                 graph.arc(r, slots[j], 1, cost)
-    slot_arcs: dict[int, tuple[ProviderDay, int]] = {}
     for day_chains in chains.values():
         day_chains.finish(slot_arcs)
     for (provider_id, day), node in day_nodes.items():
@@ -283,7 +398,7 @@ def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
     """How the request enters the graph: (kind, target, slot, cost) for each day of
     its window; none when the window holds no free slot. Provider-days it needs slot
     by slot are added to `fine`."""
-    busy = problem.busy.get(request.resident_id, ())
+    busy = [*problem.busy.get(request.resident_id, ()), *problem.avoid.get(request.id, ())]
     last = request.last_provider_id if request.last_provider_id in group["terms"] else None
     bonus = round(TERMS * problem.continuity)
     ways = []
@@ -369,13 +484,13 @@ def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, 
             unassigned.append({"request_id": request_id,
                                "reason": reasons.get(request_id, OUTWEIGHED)})
             continue
-        day, j = reached
-        slot = day.slots[j]
+        provider_id, start = reached
+        duration = problem.service_types[request.service_type_id].duration_minutes
         cost = path_cost + round(request.weight * 1000) * worth
         total_cost += cost
-        assignments.append({"request_id": request_id, "provider_id": day.provider_id,
-                            "start": slot.start, "end": slot.end, "score": request.weight,
-                            "cost": cost})
+        assignments.append({"request_id": request_id, "provider_id": provider_id,
+                            "start": start, "end": start + timedelta(minutes=duration),
+                            "score": request.weight, "cost": cost})
     assignments.sort(key=lambda a: (a["start"], a["request_id"]))
     return Plan(assignments, unassigned, {
         "assigned": len(assignments),

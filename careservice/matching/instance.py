@@ -8,7 +8,7 @@ and the rest (eligibility, slots, terms) is computed in memory.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -120,6 +120,7 @@ class Instance:
     cap_left: dict[tuple[int, date], int]  # (provider, local day) -> sessions left
     week_load: dict[tuple[int, date], float]  # (provider, local day) -> share of week booked
     busy: dict[int, list[tuple[datetime, datetime]]]  # resident -> live sessions
+    avoid: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)  # request
     booked: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     sessions_per_day: dict[tuple[int, date], int] = field(default_factory=dict)
     sessions_per_week: dict[tuple[int, date], int] = field(default_factory=dict)
@@ -284,6 +285,13 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                    AvailabilityException.end_at > start - timedelta(days=1))):
         exceptions[row.provider_id].append(row)
     limits = Limits.current(now)
+    # One grid per provider, as wide as the longest of their services here (with its
+    # buffer): starts of two services then never overlap unless they coincide, and a
+    # start is one place in the plan whichever service takes it.
+    grid: dict[int, int] = defaultdict(lambda: limits.step)
+    for provider_id, service_type_id in needed:
+        kind = instance.service_types[service_type_id]
+        grid[provider_id] = max(grid[provider_id], kind.duration_minutes + kind.buffer_minutes)
     windows = {}
     for provider_id, service_type_id in sorted(needed):
         provider = instance.providers[provider_id]
@@ -295,7 +303,8 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                               busy=instance.booked.get(provider_id, []),
                               blocked=time_off(exceptions[provider_id]),
                               service_type=instance.service_types[service_type_id],
-                              start=start, end=end, limits=limits)
+                              start=start, end=end,
+                              limits=replace(limits, step=grid[provider_id]))
         tz = zone(provider.timezone)
         by_day: dict[date, list[Slot]] = defaultdict(list)
         for slot in slots:

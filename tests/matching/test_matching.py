@@ -8,12 +8,14 @@ gp_consult: video, 20 minutes plus a 5-minute buffer, skill gp.
 
 from datetime import UTC, date, datetime, time, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from careservice.core.auth import Actor
 from careservice.extensions import db
 from careservice.matching import batch
+from careservice.people import services as people
 from careservice.scheduling import booking
 from careservice.scheduling.care_requests import cancel_care_request, create_care_request
 from careservice.scheduling.models import LIVE, Appointment, CareRequest
@@ -519,3 +521,63 @@ def test_batch_refuses_requests_out_of_scope_or_not_open_and_an_inverted_window(
     assert fine.status_code == 200, fine.json
     assert [x["request_id"] for x in fine.json["assignments"]] == [mine.id]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 0
+
+
+# Clashes a flow over slots cannot see: two services' grids, one resident's two requests
+
+
+@pytest.fixture
+def chronic(create_service_type):
+    create_service_type()
+    return create_service_type(code="chronic_followup", name="Chronic follow-up",
+                               modality="phone", duration_minutes=15, buffer_minutes=5,
+                               required_skill="chronic")
+
+
+@pytest.mark.parametrize("closes, planned", [
+    # 10:00-10:45: the GP consult (25 minutes held) at 10:00, the follow-up (20) after it.
+    (time(10, 45), ["2026-12-02T02:00:00Z", "2026-12-02T02:25:00Z"]),
+    # 10:00-10:40: they cannot both fit; the urgent GP consult gets the time.
+    (time(10, 40), ["2026-12-02T02:00:00Z"]),
+])
+def test_one_providers_sessions_of_two_services_are_never_planned_to_overlap(
+        client, auth, world, chronic, set_availability, frozen_clock, closes, planned):
+    doctor = world.clinician_a
+    people.update_provider(SYSTEM, doctor.id, {"skills": ["gp", "chronic"]})
+    set_availability(doctor, start=time(10), end=closes)
+    gp = request_for(world.resident_a1, utc(0), utc(8), urgency="urgent")
+    follow_up = request_for(world.resident_a2, utc(0), utc(8), service_type="chronic_followup")
+
+    response = run_batch(client, auth, world.users["admin"], commit=True)
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert [(a["request_id"], a["start"]) for a in body["assignments"]] == list(
+        zip([gp.id, follow_up.id], planned, strict=False))
+    assert [u["request_id"] for u in body["unassigned"]] == ([] if len(planned) == 2
+                                                             else [follow_up.id])
+    db.session.expire_all()
+    assert overlapping_live_pairs() == []
+    assert len(db.session.scalars(sa.select(Appointment)).all()) == len(planned)
+
+
+def test_one_residents_two_requests_are_planned_at_different_times(
+        client, auth, world, chronic, create_provider, set_availability, frozen_clock):
+    """The GP's only slot is 10:00; the chronic nurse has 10:00 and 11:00: the
+    resident gets both, the follow-up at 11:00."""
+    set_availability(world.clinician_a, start=time(10), end=time(10, 25))
+    nurse = create_provider(world.county_a, name="Nurse Ma", skills=["chronic"],
+                            service_region_ids=[world.county_a.id])
+    set_availability(nurse, start=time(10), end=time(11, 20))
+    gp = request_for(world.resident_a1, utc(0), utc(8))
+    follow_up = request_for(world.resident_a1, utc(0), utc(8), service_type="chronic_followup")
+
+    response = run_batch(client, auth, world.users["admin"], commit=True)
+
+    assert response.status_code == 200, response.json
+    placed = {a["request_id"]: (a["provider_id"], a["start"])
+              for a in response.json["assignments"]}
+    assert placed[gp.id] == (world.clinician_a.id, "2026-12-02T02:00:00Z")
+    assert placed[follow_up.id][0] == nurse.id
+    assert placed[follow_up.id][1] >= "2026-12-02T02:20:00Z"
+    assert response.json["unassigned"] == []
