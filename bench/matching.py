@@ -9,8 +9,9 @@ than others), and open care requests with day-aligned windows inside the two
 weeks. For each size it prints the end-to-end time of `batch.plan` (reading
 from PostgreSQL included) and of the solve alone, the coverage, and the same
 for greedy first-come (each request, oldest first, takes its earliest free
-slot). On the smaller sizes it checks the weighted coverage against the
-optimum of an LP relaxation solved independently with scipy's HiGHS.
+slot); times are the median of three runs. On the smaller sizes it checks the
+weighted coverage against the optimum of an LP relaxation solved independently
+with scipy's HiGHS.
 
     .venv/bin/python bench/matching.py [--sizes 1000,5000,10000] [--lp-up-to 1000]
 
@@ -21,6 +22,7 @@ the optimum.
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -39,6 +41,7 @@ from bench.common import PG, admin_sql, report  # noqa: E402
 TZ = ZoneInfo("Asia/Shanghai")
 PROVIDERS = 600
 RESIDENTS = 20_000
+RUNS = 3
 
 
 def build_province(url: str, seed: int, requests: int, today: date):
@@ -336,16 +339,20 @@ def measure(app, size, start, end, now, lp_up_to, checks) -> str:
     with app.app_context():
         batch.plan(actor, start=start, end=end)  # warm: imports, pools, statement caches
         db.session.rollback()
-        began = time.perf_counter()
-        result = batch.plan(actor, start=start, end=end)
-        total = time.perf_counter() - began
-        db.session.rollback()
-        began = time.perf_counter()
-        problem = loading.load(actor, start=start, end=end, now=utcnow())
-        loaded = time.perf_counter() - began
-        began = time.perf_counter()
-        again = batch.solve(problem)
-        solved = time.perf_counter() - began
+        totals, loads, solves = [], [], []
+        for _ in range(RUNS):  # the median of a few runs: these machines are noisy
+            began = time.perf_counter()
+            result = batch.plan(actor, start=start, end=end)
+            totals.append(time.perf_counter() - began)
+            db.session.rollback()
+            began = time.perf_counter()
+            problem = loading.load(actor, start=start, end=end, now=utcnow())
+            loads.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            again = batch.solve(problem)
+            solves.append(time.perf_counter() - began)
+            db.session.rollback()
+        total, loaded, solved = (statistics.median(t) for t in (totals, loads, solves))
         arcs = again.arcs
         served, weighted = result.objective["assigned"], result.objective["weighted_coverage"]
         assert again.objective == result.objective

@@ -33,6 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from itertools import pairwise
 
 import numpy as np
 import sqlalchemy as sa
@@ -211,6 +212,8 @@ def _clashing(problem: Instance, plan: Plan) -> dict[int, tuple]:
     """Assignments that overlap a weightier one of the same provider (with its buffer)
     or of the same resident: request id -> what to take away."""
     requests = {request.id: request for request in problem.requests}
+    if not _any_overlap(problem, plan, requests):
+        return {}
     ranked = sorted(plan.assignments,
                     key=lambda a: (-requests[a["request_id"]].weight, a["request_id"]))
     held: dict[int, list] = defaultdict(list)  # provider -> kept (start, end + buffer)
@@ -239,6 +242,23 @@ def _say_overlap(plan: Plan, repaired: set[int]) -> Plan:
         if item["request_id"] in repaired and item["reason"] == NO_SLOT:
             item["reason"] = OVERLAP
     return plan
+
+
+def _any_overlap(problem: Instance, plan: Plan, requests: dict) -> bool:
+    """Whether any two assignments of one provider or one resident overlap, by
+    comparing neighbours in start order (the usual answer, no, in n log n)."""
+    by_provider, by_resident = [], []
+    for assignment in plan.assignments:
+        request = requests[assignment["request_id"]]
+        buffer = timedelta(minutes=problem.service_types[request.service_type_id].buffer_minutes)
+        start, end = assignment["start"], assignment["end"]
+        by_provider.append((assignment["provider_id"], start, end + buffer))
+        by_resident.append((request.resident_id, start, end))
+    for spans in (sorted(by_provider), sorted(by_resident)):
+        for (who, _, end), (next_who, next_start, _) in pairwise(spans):
+            if who == next_who and next_start < end:
+                return True
+    return False
 
 
 def _repair(problem: Instance, plan: Plan, repaired: set[int]) -> bool:
@@ -280,9 +300,12 @@ def _solve_once(problem: Instance) -> Plan:
             day_nodes[(provider_id, day)] = graph.node()
         return day_nodes[(provider_id, day)]
 
+    @cache
+    def load_cost(provider_id: int, day) -> int:
+        return round(TERMS * problem.load_weight * problem.week_load.get((provider_id, day), 0.0))
+
     def slot_cost(provider_id: int, day, at: datetime) -> int:
-        load = problem.week_load.get((provider_id, day), 0.0)
-        return lateness(at) + round(TERMS * problem.load_weight * load)
+        return lateness(at) + load_cost(provider_id, day)
 
     slot_arcs: dict[int, tuple[int, datetime]] = {}
     shared_nodes: dict[tuple[int, datetime], int] = {}

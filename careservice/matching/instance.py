@@ -355,12 +355,13 @@ class Places:
         self.cached: dict[tuple[int, int], tuple] = {}
 
     def is_partnered(self, village_id: int, home_id: int) -> bool:
-        pair = (village_id, home_id)
-        if pair not in self.partnered:
-            self.partnered[pair] = partnered_ancestor(
+        try:
+            return self.partnered[(village_id, home_id)]
+        except KeyError:
+            partnered = self.partnered[(village_id, home_id)] = partnered_ancestor(
                 self.regions[home_id].path, self.regions[village_id].path,
                 self.partner_of) is not None
-        return self.partnered[pair]
+            return partnered
 
     def costs(self, village_id: int, service_type_id: int) -> tuple:
         key = (village_id, service_type_id)
