@@ -8,10 +8,10 @@ a year of completed sessions (so some residents and villages are better served
 than others), and open care requests with day-aligned windows inside the two
 weeks. For each size it prints the end-to-end time of `batch.plan` (reading
 from PostgreSQL included) and of the solve alone, the coverage, and the same
-for greedy first-come (each request, oldest first, takes its earliest free
-slot); times are the median of three runs. On the smaller sizes it checks the
-weighted coverage against the optimum of an LP relaxation solved independently
-with scipy's HiGHS.
+for first come, first served (`batch.first_come`: each request, oldest first,
+takes its earliest free slot); times are the median of three runs. On the
+smaller sizes it checks the weighted coverage against the optimum of an LP
+relaxation solved independently with scipy's HiGHS.
 
     .venv/bin/python bench/matching.py [--sizes 1000,5000,10000] [--lp-up-to 1000]
 
@@ -214,37 +214,6 @@ def build_province(url: str, seed: int, requests: int, today: date):
     return app, start, start + timedelta(days=14), now
 
 
-def greedy(problem) -> tuple[int, float]:
-    """First come, first served: each request, oldest first, takes the earliest free
-    slot it may have (the provider free then, buffers included, and under the day's
-    cap); (served, weighted coverage)."""
-    from careservice.core.time import overlaps
-
-    held, per_day = defaultdict(list), defaultdict(int)
-    served, weighted = 0, 0.0
-    for request in sorted(problem.requests, key=lambda r: (r.created_at, r.id)):
-        kind = problem.service_types[request.service_type_id]
-        hold = timedelta(minutes=kind.duration_minutes + kind.buffer_minutes)
-        busy = problem.busy.get(request.resident_id, ())
-        options = []
-        for provider_id in problem.eligible[(request.village_id, request.service_type_id)]:
-            for day in problem.days.get((provider_id, request.service_type_id), ()):
-                for slot in day.slots:
-                    if (request.start <= slot.start and slot.end <= request.end
-                            and not any(overlaps(slot.start, slot.end, b, e) for b, e in busy)):
-                        options.append((slot.start, provider_id, day.day))
-        for start, provider_id, day in sorted(options):
-            if (per_day[(provider_id, day)] >= problem.cap_left.get((provider_id, day), 0)
-                    or any(overlaps(start, start + hold, b, e) for b, e in held[provider_id])):
-                continue
-            held[provider_id].append((start, start + hold))
-            per_day[(provider_id, day)] += 1
-            served += 1
-            weighted += request.weight
-            break
-    return served, round(weighted, 3)
-
-
 def lp_optimum(problem) -> float:
     """The weighted-coverage optimum of the LP relaxation, formulated apart from the
     flow: x[request, provider-day] in [0, 1]; each request at most once; each
@@ -356,7 +325,9 @@ def measure(app, size, start, end, now, lp_up_to, checks) -> str:
         arcs = again.arcs
         served, weighted = result.objective["assigned"], result.objective["weighted_coverage"]
         assert again.objective == result.objective
-        greedy_served, greedy_weighted = greedy(problem)
+        first = batch.first_come(problem)
+        greedy_served = first.objective["assigned"]
+        greedy_weighted = first.objective["weighted_coverage"]
         lp = lp_optimum(problem) if size <= lp_up_to else None
     gain = weighted / greedy_weighted - 1 if greedy_weighted else float("nan")
     if lp is not None:

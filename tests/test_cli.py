@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from careservice.core.models import User
 from careservice.core.time import today_utc
+from careservice.demo import seed as seeding
 from careservice.demo.seed import DEMO_PASSWORD
 from careservice.extensions import db
 from careservice.people.models import Provider, Region, Resident
@@ -205,3 +206,30 @@ def test_demo_seed_gives_the_same_people_every_time(flask_cli):
 
     assert result.exit_code == 0, result.output
     assert people() == first
+
+
+@pytest.mark.parametrize("policy", ["fifo", "equity"])
+def test_demo_simulate_replays_demand_in_a_scratch_database_and_reports_coverage(
+        flask_cli, policy):
+    result = flask_cli("demo", "simulate", "--weeks", "1", "--policy", policy,
+                       "--residents", "150", "--seed", "7")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"Simulated 1 weeks, policy {policy}, seed 7" in lines
+    table = lines[lines.index(f"Simulated 1 weeks, policy {policy}, seed 7") + 2:][:6]
+    assert len(table) == 6 and all(line.split()[-7].isdigit() for line in table)
+    served = sum(int(line.split()[-6]) for line in table)
+    assert served > 0  # sessions were booked, held and completed
+    assert any(line.startswith("requests: ") and " booked" in line for line in lines)
+    assert any(line.startswith("equity: rural_urban_ratio ") and "gini" in line
+               for line in lines)
+    # The service's own database is untouched: still empty.
+    assert not seeding.has_data()
+
+
+def test_demo_simulate_refuses_an_unknown_policy(flask_cli):
+    result = flask_cli("demo", "simulate", "--policy", "lottery")
+
+    assert result.exit_code == 2
+    assert "lottery" in result.output

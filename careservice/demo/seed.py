@@ -7,7 +7,7 @@ clinicians; caregivers live in western villages and serve their township.
 
 import random
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import phonenumbers
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from careservice.extensions import db
 from careservice.people import users
 from careservice.people.models import Provider, Region, Resident
 from careservice.people.services import new_calendar_token
-from careservice.scheduling.models import ServiceType
+from careservice.scheduling.models import AvailabilityRule, ServiceType
 
 DEFAULT_RESIDENTS = 2000
 DEMO_PASSWORD = "careservice-demo"
@@ -147,6 +147,7 @@ def seed(residents: int = DEFAULT_RESIDENTS, seed: int = 2026,
         db.session.add(ServiceType(**data))
 
     providers = _seed_providers(b, counties, townships, west_villages)
+    _seed_availability(rng, providers)
     created = _seed_residents(b, residents, west_villages, progress)
     _seed_users(actor, counties, west_villages, providers)
     audit.record(actor, "demo.seed", "region", None, residents=created)
@@ -197,6 +198,23 @@ def _seed_providers(b: _Builder, counties, townships, villages) -> list[Provider
     db.session.add_all(providers)
     db.session.flush()
     return providers
+
+
+def _seed_availability(rng: random.Random, providers: list[Provider]) -> None:
+    """Remote care is a part of a working week: eastern clinicians give two half
+    days to it, the county GPs three mornings, caregivers two mornings of visits."""
+    rows = []
+    for provider in providers:
+        if provider.kind == "caregiver":
+            days, hours = rng.sample(range(5), 2), [(time(8), time(12))]
+        elif provider.home_region.zone == "west":
+            days, hours = rng.sample(range(5), 3), [(time(8), time(12))]
+        else:
+            days, hours = rng.sample(range(5), 2), [rng.choice([(time(8, 30), time(11, 30)),
+                                                                (time(14), time(17))])]
+        rows += [{"provider_id": provider.id, "weekday": day, "start_time": opens,
+                  "end_time": closes} for day in sorted(days) for opens, closes in hours]
+    db.session.execute(sa.insert(AvailabilityRule), rows)
 
 
 def _seed_residents(b: _Builder, count: int, villages, progress) -> int:

@@ -521,11 +521,55 @@ def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, 
         "cost": total_cost}, arcs=len(graph.tails))
 
 
+def first_come(problem: Instance) -> Plan:
+    """The plan of first come, first served, for comparison: each request, oldest
+    first, takes the earliest start it may have, where the provider is still free
+    (buffers included) and under the day's cap, and the resident too."""
+    held, lived, per_day = defaultdict(list), defaultdict(list), defaultdict(int)
+    assignments, unassigned = [], []
+    for request in sorted(problem.requests, key=lambda r: (r.created_at, r.id)):
+        kind = problem.service_types[request.service_type_id]
+        duration = timedelta(minutes=kind.duration_minutes)
+        hold = duration + timedelta(minutes=kind.buffer_minutes)
+        busy = [*problem.busy.get(request.resident_id, ()), *lived[request.resident_id]]
+        options = sorted(
+            (slot.start, provider_id, day.day)
+            for provider_id in problem.eligible[(request.village_id, request.service_type_id)]
+            for day in problem.days.get((provider_id, request.service_type_id), ())
+            for slot in day.slots
+            if request.start <= slot.start and slot.end <= request.end)
+        for start, provider_id, day in options:
+            if (per_day[(provider_id, day)] >= problem.cap_left.get((provider_id, day), 0)
+                    or any(overlaps(start, start + hold, b, e) for b, e in held[provider_id])
+                    or any(overlaps(start, start + duration, b, e) for b, e in busy)):
+                continue
+            held[provider_id].append((start, start + hold))
+            lived[request.resident_id].append((start, start + duration))
+            per_day[(provider_id, day)] += 1
+            assignments.append({"request_id": request.id, "provider_id": provider_id,
+                                "start": start, "end": start + duration,
+                                "score": request.weight, "cost": 0})
+            break
+        else:
+            unassigned.append({"request_id": request.id, "reason": NO_SLOT if not options
+                               else "the slots went to requests that came first"})
+    return Plan(assignments, unassigned, {
+        "assigned": len(assignments), "cost": 0,
+        "weighted_coverage": round(sum(a["score"] for a in assignments), 3)})
+
+
 def run_batch(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
-              commit: bool = False) -> Plan:
-    """The optimal plan; with `commit`, each assignment booked through the scheduling
-    core (still guarded by the database). One that lost its slot meanwhile is reported."""
-    result = plan(actor, request_ids=request_ids, start=start, end=end)
+              commit: bool = False, policy: str = "optimal") -> Plan:
+    """The optimal plan (or first come, first served: `policy="first_come"`, for
+    comparison); with `commit`, each assignment booked through the scheduling core
+    (still guarded by the database). One that lost its slot meanwhile is reported."""
+    if policy == "first_come":
+        if end <= start:
+            raise ValidationFailed({"to": ["Must be after from."]})
+        result = first_come(loading.load(actor, request_ids=request_ids, start=start, end=end,
+                                         now=utcnow()))
+    else:
+        result = plan(actor, request_ids=request_ids, start=start, end=end)
     if not commit:
         return result
     codes = dict(db.session.execute(sa.select(ServiceType.id, ServiceType.code)).all())
