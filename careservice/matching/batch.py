@@ -269,7 +269,7 @@ def _repair(problem: Instance, plan: Plan, repaired: set[int]) -> bool:
         if what[0] == "slot":
             _, provider_id, service_type_id, start = what
             for day in problem.days.get((provider_id, service_type_id), ()):
-                day.slots = [slot for slot in day.slots if slot.start != start]
+                day.keep([slot for slot in day.slots if slot.start != start])
             problem.days[(provider_id, service_type_id)] = [
                 day for day in problem.days.get((provider_id, service_type_id), ()) if day.slots]
     for request_id, what in clashes.items():
@@ -449,14 +449,12 @@ def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
 def _way_into_day(problem: Instance, request: Request, cost: int, day: ProviderDay,
                   busy) -> tuple | None:
     """How the request enters one provider-day, for the slots of its window there."""
-    starts = [slot.start for slot in day.slots]
-    ends = [slot.end for slot in day.slots]
-    first = bisect_left(starts, request.start)
-    last = bisect_right(ends, request.end) - 1
+    first = bisect_left(day.starts, request.start)
+    last = bisect_right(day.ends, request.end) - 1
     if first > last:
         return None
     mine = [j for j in range(first, last + 1)
-            if not any(overlaps(day.slots[j].start, day.slots[j].end, b, e) for b, e in busy)]
+            if not busy or not any(overlaps(day.starts[j], day.ends[j], b, e) for b, e in busy)]
     if not mine:
         return None
     if len(mine) == last - first + 1:

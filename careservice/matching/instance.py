@@ -99,12 +99,23 @@ class Request:
 
 @dataclass
 class ProviderDay:
-    """One provider's free starts for one service on one local day, by start."""
+    """One provider's free starts for one service on one local day, by start (with
+    the starts and ends apart, for bisecting)."""
 
     provider_id: int
     service_type_id: int
     day: date
     slots: list[Slot]
+    starts: list[datetime] = field(init=False)
+    ends: list[datetime] = field(init=False)
+
+    def __post_init__(self):
+        self.keep(self.slots)
+
+    def keep(self, slots: list[Slot]) -> None:
+        self.slots = slots
+        self.starts = [slot.start for slot in slots]
+        self.ends = [slot.end for slot in slots]
 
 
 @dataclass
@@ -161,15 +172,16 @@ def load(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
     served = served_since(since, waiting)
     coverage = village_coverage(since)
     last = _last_providers(waiting)
+    on = end.date()
     requests = [
-        Request(id=row.id, resident_id=row.resident_id, service_type_id=row.service_type_id,
-                created_at=row.created_at, start=max(start, row.earliest),
-                end=min(end, row.latest), village_id=row.region_id,
-                languages=tuple(row.languages or ()),
-                weight=weight_of(row.urgency, row.resident_id not in served, row.birth_date,
-                                 coverage.get(row.region_id, 0.0), end.date()),
-                last_provider_id=last.get((row.resident_id, row.service_type_id)))
-        for row in rows]
+        Request(id=request_id, resident_id=resident_id, service_type_id=service_type_id,
+                created_at=created_at, start=max(start, earliest), end=min(end, latest),
+                village_id=village_id, languages=tuple(languages or ()),
+                weight=weight_of(urgency, resident_id not in served, birth_date,
+                                 coverage.get(village_id, 0.0), on),
+                last_provider_id=last.get((resident_id, service_type_id)))
+        for (request_id, resident_id, service_type_id, created_at, earliest, latest, urgency,
+             village_id, languages, birth_date) in rows]
     service_types = {kind.id: kind for kind in db.session.execute(
         sa.select(ServiceType.id, ServiceType.code, ServiceType.modality,
                   ServiceType.duration_minutes, ServiceType.buffer_minutes,
