@@ -23,7 +23,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -36,7 +35,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG, admin_sql, report  # noqa: E402
+from bench.common import report, scratch_database  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 PROVIDERS = 600
@@ -274,21 +273,13 @@ def main() -> int:
     today = date.today() + timedelta(days=1)
     checks, lines = [], []
     for size in sizes:
-        name = f"careservice_bench_match_{os.getpid()}_{size}"
-        url = f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-        admin_sql(f"CREATE DATABASE {name}")
-        try:
-            subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "careservice", "db",
-                            "upgrade"], cwd=ROOT, check=True, capture_output=True,
-                           env={**os.environ, "CARESERVICE_DATABASE_URL": url})
+        with scratch_database(f"match_{size}") as url:
             app, start, end, now = build_province(url, args.seed, size, today)
             lines.append(measure(app, size, start, end, now, args.lp_up_to, checks))
             with app.app_context():
                 from careservice.extensions import db
 
                 db.engine.dispose()
-        finally:
-            admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     print(f"{PROVIDERS} providers, {RESIDENTS} residents, 2 weeks, PostgreSQL")
     print(f"{'requests':>9}{'arcs':>10}{'load s':>8}{'solve s':>9}{'end-to-end s':>14}"
           f"{'served':>8}{'weighted':>10}{'greedy':>8}{'weighted':>10}{'gain':>8}{'LP':>10}")

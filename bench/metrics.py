@@ -25,7 +25,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG, admin_sql, report  # noqa: E402
+from bench.common import report, scratch_database  # noqa: E402
 
 VILLAGES_PER_COUNTY, COUNTIES = 50, 20
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -166,17 +166,9 @@ def main() -> int:
 
     results = {}
     if args.database in ("postgresql", "both"):
-        name = f"careservice_bench_metrics_{os.getpid()}"
-        url = f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-        admin_sql(f"CREATE DATABASE {name}")
-        try:
-            subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "careservice", "db",
-                            "upgrade"], cwd=ROOT, check=True, capture_output=True,
-                           env={**os.environ, "CARESERVICE_DATABASE_URL": url})
+        with scratch_database("metrics") as url:
             load_postgresql(url, data)
             results["PostgreSQL raw"] = time_reports(url)
-        finally:
-            admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     if args.database in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/metrics.db"
