@@ -128,6 +128,7 @@ class DayChains:
         self.after: list[int] | None = None
         self.before: list[int] | None = None
         self.hub_node: int | None = None
+        self.pooled = False  # the hub is shared with the day's other services
 
     def hub(self) -> int:
         """Where requests wanting any slot of the day enter. When nobody needs the
@@ -172,9 +173,9 @@ class DayChains:
     def finish(self, slot_arcs: dict) -> None:
         """The slots' own arcs (capacity 1) into the provider-day (shared slots have
         theirs already)."""
-        if self.shared is not None:
+        if self.shared is not None or self.pooled:
             return
-        starts = [slot.start for slot in self.day.slots]
+        starts = self.day.starts
         if self.hub_node is not None:
             for j in range(min(len(starts), self.cap_left)):
                 arc = self.graph.arc(self.hub_node, self.day_node, 1, self.slot_costs[j])
@@ -320,15 +321,43 @@ def _solve_once(problem: Instance) -> Plan:
             slot_arcs[arc] = (day.provider_id, at)
         return shared_nodes[(day.provider_id, at)]
 
+    starts_of: dict[tuple[int, object], list] = defaultdict(list)
+    for (provider_id, service_type_id), days in problem.days.items():
+        for provider_day in days:
+            starts_of[(provider_id, provider_day.day)].append((service_type_id,
+                                                                provider_day.starts))
+    pools: dict[tuple[int, object], int | None] = {}
+
+    def pool(day: ProviderDay) -> int | None:
+        """For a provider-day of several services with the same starts, none of them
+        needed slot by slot: one entry node for all of them, with an arc per start
+        the day can still take, as for a single service. None otherwise."""
+        cap_key = (day.provider_id, day.day)
+        if cap_key not in pools:
+            offered = starts_of[cap_key]
+            alike = (all(starts == offered[0][1] for _, starts in offered)
+                     and not any((day.provider_id, service, day.day) in fine
+                                 for service, _ in offered))
+            pools[cap_key] = None
+            if alike:
+                node = pools[cap_key] = graph.node()
+                for at in day.starts[:problem.cap_left.get(cap_key, 0)]:
+                    arc = graph.arc(node, day_node(*cap_key), 1, slot_cost(*cap_key, at))
+                    slot_arcs[arc] = (day.provider_id, at)
+        return pools[cap_key]
+
     def chain(day: ProviderDay) -> DayChains:
         key = (day.provider_id, day.service_type_id, day.day)
         if key not in chains:
             cap_key = (day.provider_id, day.day)
+            pooled = pool(day) if cap_key in several else None
             chains[key] = DayChains(
                 graph, day, day_node(*cap_key),
                 [slot_cost(day.provider_id, day.day, slot.start) for slot in day.slots],
                 fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0),
-                shared=shared if cap_key in several else None)
+                shared=shared if cap_key in several and pooled is None else None)
+            chains[key].hub_node = pooled
+            chains[key].pooled = pooled is not None
         return chains[key]
 
     def fan_out(day: dict) -> int:
