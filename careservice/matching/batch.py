@@ -353,7 +353,7 @@ def _solve_once(problem: Instance) -> Plan:
             pooled = pool(day) if cap_key in several else None
             chains[key] = DayChains(
                 graph, day, day_node(*cap_key),
-                [slot_cost(day.provider_id, day.day, slot.start) for slot in day.slots],
+                [] if pooled is not None else [slot_cost(*cap_key, at) for at in day.starts],
                 fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0),
                 shared=shared if cap_key in several and pooled is None else None)
             chains[key].hub_node = pooled
@@ -434,14 +434,14 @@ def _add_weights(graph: Graph, problem: Instance, request_nodes: dict) -> int:
 def _group(problem: Instance, service_type_id: int, terms: tuple) -> dict:
     """The group's days: for each local day, its providers' days and the span from
     the first start to the last end, and (built when first used) its fan-out node."""
-    days: dict = defaultdict(lambda: {"days": [], "first": None, "last": None, "node": None})
+    days: dict = defaultdict(lambda: {"days": [], "node": None})
     for provider_id, cost in terms:
         for day in problem.days.get((provider_id, service_type_id), ()):
-            entry = days[day.day]
-            entry["days"].append((day, cost))
-            first, last = day.slots[0].start, day.slots[-1].end
-            entry["first"] = first if entry["first"] is None else min(entry["first"], first)
-            entry["last"] = last if entry["last"] is None else max(entry["last"], last)
+            days[day.day]["days"].append((day, cost))
+    for entry in days.values():
+        entry["first"] = min(day.starts[0] for day, _ in entry["days"])
+        entry["last"] = max(day.ends[-1] for day, _ in entry["days"])
+        entry["by_provider"] = {day.provider_id: (day, cost) for day, cost in entry["days"]}
     return {"days": sorted(days.items()), "terms": dict(terms)}
 
 
@@ -459,12 +459,14 @@ def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
             continue
         whole = (request.start <= day["first"] and day["last"] <= request.end
                  and not any(overlaps(day["first"], day["last"], b, e) for b, e in busy))
-        if whole:
+        if whole:  # through the group's node, and straight to the last provider too
             ways.append(("group", day, None, entry))
-        for provider_day, cost in day["days"]:
+            own = day["by_provider"].get(last)
+            chosen = [own] if own is not None else []
+        else:
+            chosen = day["days"]
+        for provider_day, cost in chosen:
             is_last = provider_day.provider_id == last
-            if whole and not is_last:
-                continue
             way = _way_into_day(problem, request, entry + cost - (bonus if is_last else 0),
                                 provider_day, busy)
             if way is not None:
@@ -513,21 +515,27 @@ def _read_plan(problem: Instance, graph: Graph, request_nodes, unassigned_arcs, 
     if supply and (status := flow.solve()) != flow.OPTIMAL:
         raise ServiceError(f"The matching problem could not be solved ({status}).")
     flows = flow.flows(np.arange(len(graph.tails))) if graph.tails else np.zeros(0)
-    # Follow the flow from each request to the slot it reached.
+    # Follow the flow from each request to the slot it reached: each node's arcs
+    # that carry flow, used up in turn.
+    used = np.nonzero(flows)[0]
     outgoing: dict[int, list[list[int]]] = defaultdict(list)
-    for arc in np.nonzero(flows)[0].tolist():
-        outgoing[graph.tails[arc]].append([arc, int(flows[arc])])
+    for arc, units, cost in zip(used.tolist(), flows[used].tolist(),
+                                graph.cost_array[used].tolist(), strict=True):
+        outgoing[graph.tails[arc]].append([arc, units, cost])
     assignments, unassigned, total_cost = [], [], 0
     by_id = {request.id: request for request in problem.requests}
     for request_id, node in request_nodes.items():
         request = by_id[request_id]
         path_cost, reached = 0, None
         while reached is None:
-            step = next((pair for pair in outgoing[node] if pair[1] > 0), None)
-            if step is None or graph.heads[step[0]] == 1 and step[0] in unassigned_arcs:
+            arcs = outgoing.get(node)
+            if not arcs or arcs[-1][0] in unassigned_arcs:
                 break
+            step = arcs[-1]
             step[1] -= 1
-            path_cost += int(graph.cost_array[step[0]])
+            if not step[1]:
+                arcs.pop()
+            path_cost += step[2]
             reached = slot_arcs.get(step[0])
             node = graph.heads[step[0]]
         if reached is None:

@@ -343,12 +343,18 @@ def _terms(instance: Instance, regions: dict) -> None:
     interpreter = round(TERMS * config["MATCH_WEIGHT_INTERPRETER"])
     spoken = {p.id: frozenset(p.languages or ()) for p in instance.providers.values()}
     places = Places(instance, regions)
+    strangers: dict[tuple, frozenset] = {}  # languages -> providers sharing none of them
     for village_id, languages, service_type_id in {
             (r.village_id, r.languages, r.service_type_id) for r in instance.requests}:
-        wanted = frozenset(languages)
-        instance.terms[(village_id, languages, service_type_id)] = tuple(
-            (provider_id, cost if wanted & spoken[provider_id] else cost + interpreter)
-            for provider_id, cost in places.costs(village_id, service_type_id))
+        if languages not in strangers:
+            wanted = frozenset(languages)
+            strangers[languages] = frozenset(p for p, said in spoken.items()
+                                             if not wanted & said)
+        costs = places.costs(village_id, service_type_id)
+        silent = strangers[languages]
+        if silent and any(provider_id in silent for provider_id, _ in costs):
+            costs = tuple((p, cost + interpreter if p in silent else cost) for p, cost in costs)
+        instance.terms[(village_id, languages, service_type_id)] = costs
 
 
 class Places:
