@@ -1,7 +1,7 @@
 """Time helpers: every instant is an aware UTC datetime inside the service."""
 
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
@@ -36,6 +36,13 @@ clock = Clock()
 
 def utcnow() -> datetime:
     return clock.now()
+
+
+@lru_cache(maxsize=65536)
+def local_date(instant: datetime, tz_name: str) -> date:
+    """The calendar day of an instant on the wall clock of `tz_name`. Kept: slots
+    of many providers start at the same instants, and each asks this."""
+    return instant.astimezone(zone(tz_name)).date()
 
 
 def today_utc() -> date:

@@ -16,7 +16,7 @@ from flask import current_app
 
 from careservice.core.auth import Actor
 from careservice.core.errors import ValidationFailed
-from careservice.core.time import zone
+from careservice.core.time import local_date, zone
 from careservice.extensions import db
 from careservice.metrics.coverage import age_band
 from careservice.people.models import (
@@ -317,10 +317,9 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                               service_type=instance.service_types[service_type_id],
                               start=start, end=end,
                               limits=replace(limits, step=grid[provider_id]))
-        tz = zone(provider.timezone)
         by_day: dict[date, list[Slot]] = defaultdict(list)
         for slot in slots:
-            by_day[slot.start.astimezone(tz).date()].append(slot)
+            by_day[local_date(slot.start, provider.timezone)].append(slot)
         instance.days[(provider_id, service_type_id)] = [
             ProviderDay(provider_id, service_type_id, day, day_slots)
             for day, day_slots in sorted(by_day.items())]

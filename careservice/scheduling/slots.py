@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from careservice.core.errors import ValidationFailed
-from careservice.core.time import UTCDateTime, overlaps, utcnow, zone
+from careservice.core.time import UTCDateTime, local_date, overlaps, utcnow
 from careservice.extensions import db
 from careservice.people.models import Provider
 from careservice.scheduling.availability import Window, time_off, working_windows
@@ -73,8 +73,7 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     """
     duration, held = session_span(service_type)
     step = timedelta(minutes=limits.step) if limits.step else held
-    tz = zone(timezone)
-    per_day = Counter(b_start.astimezone(tz).date() for b_start, _ in busy)
+    per_day = Counter(local_date(b_start, timezone) for b_start, _ in busy)
     taken = Taken([*busy, *blocked])
     slots: list[Slot] = []
     lowest, highest = max(start, limits.earliest), limits.latest
@@ -85,7 +84,7 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
         while candidate <= last:
             if (lowest <= candidate < end and candidate <= highest
                     and not (taken.starts and taken.meets(candidate, candidate + held))
-                    and not (per_day and per_day[candidate.astimezone(tz).date()] >= cap)):
+                    and not (per_day and per_day[local_date(candidate, timezone)] >= cap)):
                 slots.append(Slot(candidate, candidate + duration))
             candidate += step
     slots.sort(key=lambda slot: slot.start)
