@@ -581,3 +581,26 @@ def test_one_residents_two_requests_are_planned_at_different_times(
     assert placed[follow_up.id][0] == nurse.id
     assert placed[follow_up.id][1] >= "2026-12-02T02:20:00Z"
     assert response.json["unassigned"] == []
+
+
+def test_first_come_leaves_out_the_request_the_batch_would_serve(
+        app, world, create_provider, create_resident, create_service_type, set_availability,
+        frozen_clock):
+    """The baseline the simulation and the benchmark compare with: the same three
+    requests, oldest first, each taking its earliest free slot."""
+    create_service_type()
+    a, b, c = _three_slots(world, create_provider, set_availability)
+    third = create_resident(world.village_a1, name="Zhang Min", phone="+8613900139004")
+    flexible = request_for(world.resident_a1, utc(1), utc(5))
+    middle = request_for(world.resident_a2, utc(2), utc(3, 30))
+    tight = request_for(third, utc(2), utc(2, 30))
+
+    plan = batch.run_batch(SYSTEM, start=utc(0), end=utc(0, day=3), policy="first_come")
+
+    assert [(x["request_id"], x["provider_id"], x["start"]) for x in plan.assignments] == [
+        (flexible.id, a.id, utc(2)), (middle.id, b.id, utc(3))]
+    assert plan.unassigned == [{"request_id": tight.id,
+                                "reason": "the slots went to requests that came first"}]
+    optimal = batch.run_batch(SYSTEM, start=utc(0), end=utc(0, day=3))
+    assert optimal.objective["assigned"] == 3
+    assert optimal.objective["weighted_coverage"] > plan.objective["weighted_coverage"]
