@@ -112,14 +112,18 @@ def app(database_url):
 
 
 def _empty_tables():
+    """Delete every row, children first, and restart the ids at 1. On PostgreSQL
+    this is DELETE and setval, not TRUNCATE: TRUNCATE gives every table new files,
+    and syncing twenty of them after each test cost a quarter of a second."""
     tables = [t for t in reversed(db.metadata.sorted_tables)]
     with db.engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.delete())
         if connection.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(table.delete())
+            connection.execute(sa.text(
+                "SELECT setval(c.oid, 1, false) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'S' AND n.nspname = current_schema()"))
 
 
 @pytest.fixture(autouse=True)
