@@ -33,7 +33,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from itertools import pairwise
 
 import numpy as np
 import sqlalchemy as sa
@@ -52,7 +51,7 @@ LATENESS_PER_HOUR = 10
 NO_PROVIDER = "no provider with this service serves the resident's village"
 NO_SLOT = "no free slot in the window"
 OUTWEIGHED = "the slots went to requests with a higher weight"
-OVERLAP = "its only times overlapped a session given to a request with a higher weight"
+OVERLAP = "its only times overlapped the resident's session for a request with a higher weight"
 
 
 @dataclass
@@ -121,14 +120,14 @@ class DayChains:
     takes it."""
 
     def __init__(self, graph: Graph, day: ProviderDay, day_node: int, slot_costs: list[int],
-                 *, fine: bool, cap_left: int, shared=None):
+                 *, fine: bool, cap_left: int, shared=None, pooled: int | None = None):
         self.graph, self.day, self.day_node, self.slot_costs = graph, day, day_node, slot_costs
         self.fine, self.cap_left, self.shared = fine, cap_left, shared
         self.slot_nodes: list[int] | None = None
         self.after: list[int] | None = None
         self.before: list[int] | None = None
-        self.hub_node: int | None = None
-        self.pooled = False  # the hub is shared with the day's other services
+        self.hub_node = pooled  # a pooled hub is shared with the day's other services
+        self.pooled = pooled is not None
 
     def hub(self) -> int:
         """Where requests wanting any slot of the day enter. When nobody needs the
@@ -185,22 +184,26 @@ class DayChains:
             slot_arcs[arc] = (self.day.provider_id, starts[j])
 
 
-REPAIRS = 8  # re-solves allowed to remove clashes the flow cannot see
+REPAIRS = 8  # re-solves allowed to keep one resident's requests apart
 
 
 def solve(problem: Instance) -> Plan:
-    """The optimal plan, made free of clashes the flow does not model: one provider's
-    slots of two services that overlap (a 25-minute grid and a 20-minute one), and
-    one resident's two requests at overlapping times. Each clash found takes the
-    lesser request's option away (the slot, or the resident's time) and the flow is
-    solved again; clashes are rare, so this settles in a round or two."""
+    """The optimal plan, with one resident's requests never at overlapping times:
+    the flow does not see that (a provider's sessions cannot overlap, since each
+    provider is planned on one grid of starts). Each clash makes the lesser request
+    keep clear of the weightier one's time and the flow is solved again; clashes
+    are rare, so this settles in a round or two."""
     repaired: set[int] = set()
     for _ in range(REPAIRS):
         plan = _solve_once(problem)
-        if not _repair(problem, plan, repaired):
+        clashes = _resident_clashes(problem, plan)
+        if not clashes:
             return _say_overlap(plan, repaired)
+        repaired.update(clashes)
+        for request_id, span in clashes.items():
+            problem.avoid.setdefault(request_id, []).append(span)
     plan = _say_overlap(_solve_once(problem), repaired)
-    dropped = _clashing(problem, plan)  # still clashing after the repairs: not offered
+    dropped = _resident_clashes(problem, plan)  # still clashing after the repairs
     plan.assignments = [a for a in plan.assignments if a["request_id"] not in dropped]
     plan.unassigned += [{"request_id": request_id, "reason": OVERLAP} for request_id in dropped]
     kept = plan.assignments
@@ -209,31 +212,22 @@ def solve(problem: Instance) -> Plan:
     return plan
 
 
-def _clashing(problem: Instance, plan: Plan) -> dict[int, tuple]:
-    """Assignments that overlap a weightier one of the same provider (with its buffer)
-    or of the same resident: request id -> what to take away."""
+def _resident_clashes(problem: Instance, plan: Plan) -> dict[int, tuple]:
+    """Requests planned at a time that overlaps a weightier request of the same
+    resident: request id -> that weightier session's (start, end)."""
     requests = {request.id: request for request in problem.requests}
-    if not _any_overlap(problem, plan, requests):
-        return {}
     ranked = sorted(plan.assignments,
                     key=lambda a: (-requests[a["request_id"]].weight, a["request_id"]))
-    held: dict[int, list] = defaultdict(list)  # provider -> kept (start, end + buffer)
-    lived: dict[int, list] = defaultdict(list)  # resident -> kept (start, end)
+    kept: dict[int, list] = defaultdict(list)  # resident -> kept (start, end)
     clashes = {}
     for assignment in ranked:
         request = requests[assignment["request_id"]]
-        kind = problem.service_types[request.service_type_id]
-        start, end = assignment["start"], assignment["end"]
-        block_end = end + timedelta(minutes=kind.buffer_minutes)
-        provider_id = assignment["provider_id"]
-        if any(overlaps(start, block_end, b, e) for b, e in held[provider_id]):
-            clashes[request.id] = ("slot", provider_id, request.service_type_id, start)
-        elif clash := next(((b, e) for b, e in lived[request.resident_id]
-                             if overlaps(start, end, b, e)), None):
-            clashes[request.id] = ("resident", *clash)
+        span = (assignment["start"], assignment["end"])
+        clash = next((k for k in kept[request.resident_id] if overlaps(*span, *k)), None)
+        if clash is None:
+            kept[request.resident_id].append(span)
         else:
-            held[provider_id].append((start, block_end))
-            lived[request.resident_id].append((start, end))
+            clashes[request.id] = clash
     return clashes
 
 
@@ -243,40 +237,6 @@ def _say_overlap(plan: Plan, repaired: set[int]) -> Plan:
         if item["request_id"] in repaired and item["reason"] == NO_SLOT:
             item["reason"] = OVERLAP
     return plan
-
-
-def _any_overlap(problem: Instance, plan: Plan, requests: dict) -> bool:
-    """Whether any two assignments of one provider or one resident overlap, by
-    comparing neighbours in start order (the usual answer, no, in n log n)."""
-    by_provider, by_resident = [], []
-    for assignment in plan.assignments:
-        request = requests[assignment["request_id"]]
-        buffer = timedelta(minutes=problem.service_types[request.service_type_id].buffer_minutes)
-        start, end = assignment["start"], assignment["end"]
-        by_provider.append((assignment["provider_id"], start, end + buffer))
-        by_resident.append((request.resident_id, start, end))
-    for spans in (sorted(by_provider), sorted(by_resident)):
-        for (who, _, end), (next_who, next_start, _) in pairwise(spans):
-            if who == next_who and next_start < end:
-                return True
-    return False
-
-
-def _repair(problem: Instance, plan: Plan, repaired: set[int]) -> bool:
-    """Take away what each clash used; False when there was none."""
-    clashes = _clashing(problem, plan)
-    repaired.update(clashes)
-    for what in clashes.values():
-        if what[0] == "slot":
-            _, provider_id, service_type_id, start = what
-            for day in problem.days.get((provider_id, service_type_id), ()):
-                day.keep([slot for slot in day.slots if slot.start != start])
-            problem.days[(provider_id, service_type_id)] = [
-                day for day in problem.days.get((provider_id, service_type_id), ()) if day.slots]
-    for request_id, what in clashes.items():
-        if what[0] == "resident":  # this request keeps clear of the weightier one's time
-            problem.avoid.setdefault(request_id, []).append(what[1:])
-    return bool(clashes)
 
 
 def _solve_once(problem: Instance) -> Plan:
@@ -355,9 +315,7 @@ def _solve_once(problem: Instance) -> Plan:
                 graph, day, day_node(*cap_key),
                 [] if pooled is not None else [slot_cost(*cap_key, at) for at in day.starts],
                 fine=key in fine, cap_left=problem.cap_left.get(cap_key, 0),
-                shared=shared if cap_key in several and pooled is None else None)
-            chains[key].hub_node = pooled
-            chains[key].pooled = pooled is not None
+                shared=shared if cap_key in several and pooled is None else None, pooled=pooled)
         return chains[key]
 
     def fan_out(day: dict) -> int:
