@@ -71,6 +71,7 @@ def _init_extensions(app: Flask) -> None:
     # Importing the models registers their tables on the metadata.
     import careservice.core.models  # noqa: F401
     import careservice.matching.models  # noqa: F401
+    import careservice.metrics.models  # noqa: F401
     import careservice.people.models  # noqa: F401
     import careservice.reminders.models  # noqa: F401
     import careservice.scheduling.models  # noqa: F401
@@ -156,9 +157,11 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from careservice.demo.cli import demo_cli
+    from careservice.metrics.cli import metrics_cli
     from careservice.people.cli import users_cli
     from careservice.scheduler.cli import scheduler_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(metrics_cli)

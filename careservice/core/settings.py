@@ -40,6 +40,7 @@ ENV_VARS = {
     "CARESERVICE_DIGEST_LOCAL_TIME": "DIGEST_LOCAL_TIME",
     "CARESERVICE_BACKFILL_MODE": "BACKFILL_MODE",
     "CARESERVICE_BACKFILL_OFFER_MINUTES": "BACKFILL_OFFER_MINUTES",
+    "CARESERVICE_METRICS_ROLLUP_DAYS": "METRICS_ROLLUP_DAYS",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -167,6 +168,9 @@ def _validate(s: dict, instance_path: str) -> None:
         raise SettingsError("BACKFILL_MODE must be book, offer or off")
     if not isinstance(s["BACKFILL_OFFER_MINUTES"], int) or s["BACKFILL_OFFER_MINUTES"] <= 0:
         raise SettingsError("BACKFILL_OFFER_MINUTES must be a positive whole number")
+    days = s["METRICS_ROLLUP_DAYS"]
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise SettingsError("METRICS_ROLLUP_DAYS must be a whole number of days, 1 to 366")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:
         raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):

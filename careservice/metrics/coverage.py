@@ -16,11 +16,15 @@ Definitions (API.md, "Metrics"), for a period [start, end):
   reminders sent in the period;
 - age bands at `end`: 0-59, 60-69, 70-79, 80+.
 A rate with nothing to divide by is None (null).
+
+The figures come from cells (metrics.cells), folded into rows here: computed
+from the raw rows for any period, or read from a stored rollup when the period
+is exactly a stored calendar day, ISO week or month (metrics.rollups).
 """
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -29,16 +33,10 @@ from careservice.core.auth import Actor
 from careservice.core.errors import Forbidden, NotFound, ValidationFailed
 from careservice.core.models import Role
 from careservice.extensions import db
-from careservice.people.models import (
-    Provider,
-    Region,
-    RegionKind,
-    Resident,
-    partnered_ancestor,
-    path_ids,
-)
-from careservice.reminders.models import Reminder, ReminderStatus
-from careservice.scheduling.models import Appointment, CareRequest, RequestStatus, ServiceType
+from careservice.metrics import rollups
+from careservice.metrics.cells import Cell, CellKey, compute_cells
+from careservice.people.models import ProviderKind, Region, RegionKind, path_ids
+from careservice.scheduling.models import ServiceType
 
 GROUPINGS = ("region", "zone", "setting", "age_band", "sex", "service_type", "provider_kind")
 AGE_BANDS = ("0-59", "60-69", "70-79", "80+")
@@ -76,35 +74,6 @@ def gini(values: list[float]) -> float:
     return pairs / (2 * n * n * mean)
 
 
-@dataclass
-class Tally:
-    registered: set = field(default_factory=set)
-    served: set = field(default_factory=set)
-    booked: int = 0
-    completed: int = 0
-    no_shows: int = 0
-    cancelled: int = 0
-    waits: list = field(default_factory=list)
-    unmet: int = 0
-    delivered: int = 0
-    not_delivered: int = 0
-    across_partners: int = 0
-
-    def row(self, group, label) -> dict:
-        return {
-            "group": group, "label": label,
-            "registered": len(self.registered), "served": len(self.served),
-            "coverage_rate": ratio(len(self.served), len(self.registered)),
-            "sessions_booked": self.booked, "sessions_completed": self.completed,
-            "no_show_rate": ratio(self.no_shows, self.completed + self.no_shows),
-            "cancellation_rate": ratio(self.cancelled, self.booked),
-            "median_wait_days": statistics.median(self.waits) if self.waits else None,
-            "unmet_requests": self.unmet,
-            "sms_delivery_rate": ratio(self.delivered, self.delivered + self.not_delivered),
-            "sessions_across_partner_regions": self.across_partners,
-        }
-
-
 def scope_paths(actor: Actor, region_id: int | None) -> list[str]:
     """The region paths the report covers: the region asked for, inside the actor's scope."""
     if actor.role not in (Role.ADMIN, Role.COORDINATOR):
@@ -119,8 +88,11 @@ def scope_paths(actor: Actor, region_id: int | None) -> list[str]:
     return list(actor.region_paths)
 
 
+
 def coverage(actor: Actor, *, start: datetime, end: datetime, group_by: str = "region",
              region_id: int | None = None, level: str = "village") -> dict:
+    """The report: rows, equity, and `source`, "rollup" when [start, end) is a stored
+    period (metrics.rollups), else "raw"; both fold the same cells, so they agree."""
     if end <= start:
         raise ValidationFailed({"to": ["Must be after from."]})
     if group_by not in GROUPINGS:
@@ -128,170 +100,109 @@ def coverage(actor: Actor, *, start: datetime, end: datetime, group_by: str = "r
     if level not in {kind.value for kind in RegionKind}:
         raise ValidationFailed({"level": ["One of province, county, township, village."]})
     paths = scope_paths(actor, region_id)
-    data = _load(paths, start, end)
-    return {"rows": _rows(data, group_by, level, end), "equity": _equity(data)}
+    cells, source = rollups.stored_cells(start, end, paths), "rollup"
+    if cells is None:
+        cells, source = compute_cells(start, end, paths), "raw"
+    return {**fold(cells, group_by, level), "source": source}
 
 
 @dataclass
-class _Data:
-    regions: dict            # id -> Region row (id, name, kind, path, zone, setting, partner)
-    residents: dict          # id -> (village_id, birth_date, sex)
-    sessions: list           # (resident_id, service code, provider kind, status, recorded,
-                             #  provider home region id)
-    waits: list              # (resident_id, service code, provider kind, days)
-    unmet: list              # (resident_id, service code)
-    sms: list                # (resident_id, status)
+class Lookups:
+    regions: dict            # id -> (id, name, kind, path, zone, setting)
     services: dict           # code -> name
 
-
-def _in_paths(column, paths: list[str]):
-    return sa.or_(*(column.startswith(path) for path in paths))
-
-
-def _load(paths: list[str], start: datetime, end: datetime) -> _Data:
-    regions = {row.id: row for row in db.session.execute(
-        sa.select(Region.id, Region.name, Region.kind, Region.path, Region.zone, Region.setting,
-                  Region.partner_region_id))}
-    in_scope = (sa.select(Resident.id).join(Region, Resident.region_id == Region.id)
-                .where(_in_paths(Region.path, paths), Resident.created_at < end))
-    residents = {row.id: (row.region_id, row.birth_date, row.sex) for row in db.session.execute(
-        sa.select(Resident.id, Resident.region_id, Resident.birth_date, Resident.sex)
-        .where(Resident.id.in_(in_scope)))}
-    period = (Appointment.start_at >= start) & (Appointment.start_at < end)
-    sessions = db.session.execute(
-        sa.select(Appointment.resident_id, ServiceType.code, Provider.kind, Appointment.status,
-                  Appointment.recorded, Provider.home_region_id)
-        .join(ServiceType, Appointment.service_type_id == ServiceType.id)
-        .join(Provider, Appointment.provider_id == Provider.id)
-        .where(period, Appointment.resident_id.in_(in_scope))).all()
-    waits = [(row.resident_id, row.code, row.kind,
-              (row.start_at - row.created_at).total_seconds() / 86400)
-             for row in db.session.execute(
-                 sa.select(CareRequest.resident_id, ServiceType.code, Provider.kind,
-                           Appointment.start_at, CareRequest.created_at)
-                 .join(Appointment, CareRequest.appointment_id == Appointment.id)
-                 .join(ServiceType, Appointment.service_type_id == ServiceType.id)
-                 .join(Provider, Appointment.provider_id == Provider.id)
-                 .where(period, CareRequest.resident_id.in_(in_scope)))]
-    unmet = db.session.execute(
-        sa.select(CareRequest.resident_id, ServiceType.code)
-        .join(ServiceType, CareRequest.service_type_id == ServiceType.id)
-        .where(CareRequest.status.in_((RequestStatus.OPEN, RequestStatus.EXPIRED)),
-               CareRequest.earliest < end, CareRequest.latest > start,
-               CareRequest.resident_id.in_(in_scope))).all()
-    sms = db.session.execute(
-        sa.select(Reminder.resident_id, Reminder.status)
-        .where(Reminder.sent_at >= start, Reminder.sent_at < end,
-               Reminder.status.in_((ReminderStatus.DELIVERED, ReminderStatus.UNDELIVERED,
-                                    ReminderStatus.FAILED)),
-               Reminder.resident_id.in_(in_scope))).all()
-    services = dict(db.session.execute(sa.select(ServiceType.code, ServiceType.name)).all())
-    return _Data(regions, residents, sessions, waits, unmet, sms, services)
+    @classmethod
+    def load(cls) -> "Lookups":
+        return cls(
+            {row.id: row for row in db.session.execute(
+                sa.select(Region.id, Region.name, Region.kind, Region.path, Region.zone,
+                          Region.setting))},
+            dict(db.session.execute(sa.select(ServiceType.code, ServiceType.name)).all()))
 
 
-def _ancestor_at(regions: dict, village_id: int, level: str) -> int | None:
-    for region_id in path_ids(regions[village_id].path):
-        region = regions.get(region_id)
-        if region is not None and region.kind == level:
-            return region.id
-    return None
+def fold(cells: dict[CellKey, Cell], group_by: str, level: str = "village",
+         lookups: Lookups | None = None) -> dict:
+    """The API's rows for a grouping, and the equity block, from a period's cells."""
+    lookups = lookups or Lookups.load()
+    people = {key: cell for key, cell in cells.items() if key[3] is None and key[4] is None}
+    return {"rows": _rows(cells, people, lookups, group_by, level),
+            "equity": _equity(people, lookups.regions)}
 
 
-def _rows(data: _Data, group_by: str, level: str, end: datetime) -> list[dict]:
-    regions, residents = data.regions, data.residents
-    on = end.date()
-    by_service = group_by in ("service_type", "provider_kind")
+def row(group, label, tally: Cell) -> dict:
+    return {
+        "group": group, "label": label,
+        "registered": tally.registered, "served": tally.served,
+        "coverage_rate": ratio(tally.served, tally.registered),
+        "sessions_booked": tally.booked, "sessions_completed": tally.completed,
+        "no_show_rate": ratio(tally.no_shows, tally.completed + tally.no_shows),
+        "cancellation_rate": ratio(tally.cancelled, tally.booked),
+        "median_wait_days": statistics.median(tally.waits) if tally.waits else None,
+        "unmet_requests": tally.unmet,
+        "sms_delivery_rate": ratio(tally.sms_delivered,
+                                   tally.sms_delivered + tally.sms_not_delivered),
+        "sessions_across_partner_regions": tally.across_partners,
+    }
 
-    def resident_groups(resident_id) -> list:
-        village_id, birth, sex = residents[resident_id]
-        village = regions[village_id]
-        if group_by == "region":
-            return [_ancestor_at(regions, village_id, level)]
-        if group_by == "zone":
-            return [village.zone]
-        if group_by == "setting":
-            return [village.setting]
-        if group_by == "age_band":
-            return [age_band(birth, on)]
-        return [sex]
 
-    tallies: dict = defaultdict(Tally)
-    if by_service:
-        keys = (sorted(data.services) if group_by == "service_type"
-                else ["clinician", "caregiver"])
-        for key in keys:
-            tallies[key].registered.update(residents)
-
-    def keys_of(resident_id, code=None, kind=None) -> list:
-        if group_by == "service_type":
-            return [code]
-        if group_by == "provider_kind":
-            return [kind]
-        return resident_groups(resident_id)
-
-    if not by_service:
-        for resident_id in residents:
-            for key in keys_of(resident_id):
-                tallies[key].registered.add(resident_id)
-    for resident_id, code, kind, status, recorded, home_region_id in data.sessions:
-        for key in keys_of(resident_id, code, kind):
-            tally = tallies[key]
-            if not recorded:
-                tally.booked += 1
-            if status == "completed":
-                tally.completed += 1
-                tally.served.add(resident_id)
-            elif status == "no_show":
-                tally.no_shows += 1
-            elif status == "cancelled":
-                tally.cancelled += 1
-            if status != "cancelled" and _across_partners(regions, residents[resident_id][0],
-                                                          home_region_id):
-                tally.across_partners += 1
-    for resident_id, code, kind, days in data.waits:
-        for key in keys_of(resident_id, code, kind):
-            tallies[key].waits.append(days)
-    for resident_id, code in data.unmet:
-        for key in (keys_of(resident_id, code) if group_by != "provider_kind" else []):
-            tallies[key].unmet += 1
-    for resident_id, status in data.sms:
-        for key in (resident_groups(resident_id) if not by_service else []):
-            if status == ReminderStatus.DELIVERED:
-                tallies[key].delivered += 1
-            else:
-                tallies[key].not_delivered += 1
+def _rows(cells: dict, people: dict, lookups: Lookups, group_by: str, level: str) -> list[dict]:
+    regions = lookups.regions
+    if group_by in ("service_type", "provider_kind"):
+        # Every resident in scope is registered for each service type and provider kind.
+        registered = sum(cell.registered for cell in people.values())
+        position, keys = ((3, sorted(lookups.services)) if group_by == "service_type"
+                          else (4, [kind.value for kind in ProviderKind]))
+        tallies = {key: Cell(registered=registered) for key in keys}
+        for key, cell in cells.items():
+            if key[position] is not None:
+                tallies.setdefault(key[position], Cell(registered=registered)).add(cell)
+    else:
+        group_of = _grouper(group_by, level, regions)
+        tallies = defaultdict(Cell)
+        for (village_id, sex, band, _, _), cell in people.items():
+            tallies[group_of(village_id, sex, band)].add(cell)
     rows = []
     for key in sorted(tallies, key=lambda k: (k is None, str(k))):
         if key is None:
             continue
         label = (regions[key].name if group_by == "region"
-                 else data.services.get(key, key) if group_by == "service_type" else key)
-        rows.append(tallies[key].row(key, label))
+                 else lookups.services.get(key, key) if group_by == "service_type" else key)
+        rows.append(row(key, label, tallies[key]))
     if group_by == "age_band":
-        rows.sort(key=lambda row: AGE_BANDS.index(row["group"]))
+        rows.sort(key=lambda r: AGE_BANDS.index(r["group"]))
     return rows
 
 
-def _across_partners(regions: dict, village_id: int, provider_home_id: int) -> bool:
-    """The provider's home lies in a region partnered with one holding the village."""
-    return partnered_ancestor(regions[provider_home_id].path, regions[village_id].path,
-                              lambda region_id: regions[region_id].partner_region_id) is not None
+def _grouper(group_by: str, level: str, regions: dict):
+    """(village id, sex, age band) -> the group's key (None: in no group)."""
+    if group_by == "region":
+        ancestors = {}
+
+        def ancestor(village_id, _sex, _band):
+            if village_id not in ancestors:
+                ancestors[village_id] = next(
+                    (region_id for region_id in path_ids(regions[village_id].path)
+                     if region_id in regions and regions[region_id].kind == level), None)
+            return ancestors[village_id]
+
+        return ancestor
+    if group_by == "age_band":
+        return lambda _village_id, _sex, band: band
+    if group_by == "sex":
+        return lambda _village_id, sex, _band: sex
+    return lambda village_id, _sex, _band: getattr(regions[village_id], group_by)
 
 
-def _equity(data: _Data) -> dict:
-    regions, residents = data.regions, data.residents
-    served = {resident_id for resident_id, _, _, status, _, _ in data.sessions
-              if status == "completed"}
+def _equity(people: dict, regions: dict) -> dict:
     per_village: dict = defaultdict(lambda: [0, 0])
     per_setting: dict = defaultdict(lambda: [0, 0])
     per_zone: dict = defaultdict(lambda: [0, 0])
-    for resident_id, (village_id, _, _) in residents.items():
+    for (village_id, *_), cell in people.items():
         village = regions[village_id]
-        hit = resident_id in served
         for bucket in (per_village[village_id], per_setting[village.setting],
                        per_zone[village.zone]):
-            bucket[0] += 1
-            bucket[1] += hit
+            bucket[0] += cell.registered
+            bucket[1] += cell.served
 
     def group_ratio(buckets: dict, a: str, b: str) -> float | None:
         """Group a's coverage over group b's; None when b's is 0 or b is absent."""
@@ -300,7 +211,7 @@ def _equity(data: _Data) -> dict:
         rate_a, rate_b = (ratio(buckets[k][1], buckets[k][0]) for k in (a, b))
         return ratio(rate_a, rate_b) if rate_a is not None and rate_b else None
 
-    villages = [served_n / registered for registered, served_n in per_village.values()
+    villages = [served / registered for registered, served in per_village.values()
                 if registered]
     best = max(villages) if villages else 0
     return {

@@ -15,18 +15,28 @@ from careservice.metrics.schemas import CoverageOut, CoverageQuery
 blp = Blueprint("metrics", __name__, url_prefix="/api/v1/metrics",
                 description="Coverage and equity")
 
+SOURCE_DOC = {"X-Coverage-Source": {
+    "description": "rollup: read from the stored day, ISO week or month; raw: computed",
+    "schema": {"type": "string", "enum": ["rollup", "raw"]}}}
 CSV_DOC = {"200": {"description": "The rows as CSV, one column per row field",
-                   "content": {"text/csv": {"schema": {"type": "string"}}}}}
+                   "content": {"text/csv": {"schema": {"type": "string"}}},
+                   "headers": SOURCE_DOC}}
 
 
-def as_csv(rows: list[dict]) -> Response:
+def source_header(report: dict) -> dict:
+    """Whether the figures came from a stored rollup or from the raw rows."""
+    return {"X-Coverage-Source": report["source"]}
+
+
+def as_csv(report: dict) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(coverage.ROW_FIELDS)
-    for row in rows:
+    for row in report["rows"]:
         writer.writerow(["" if row[name] is None else row[name] for name in coverage.ROW_FIELDS])
     return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="coverage.csv"'})
+                    headers={"Content-Disposition": 'attachment; filename="coverage.csv"',
+                             **source_header(report)})
 
 
 def wants_csv() -> bool:
@@ -40,11 +50,11 @@ class Coverage(MethodView):
     @require(Role.ADMIN, Role.COORDINATOR)
     @blp.doc(security=BEARER)
     @blp.arguments(CoverageQuery, location="query", as_kwargs=True)
-    @blp.response(200, CoverageOut)
+    @blp.response(200, CoverageOut, headers=SOURCE_DOC)
     def get(self, **query):
         """Coverage by group for [from, to), and the equity block; `Accept: text/csv` for CSV."""
         report = coverage.coverage(current_actor(), **query)
-        return as_csv(report["rows"]) if wants_csv() else report
+        return as_csv(report) if wants_csv() else (report, 200, source_header(report))
 
 
 @blp.route("/coverage.csv")
@@ -54,4 +64,4 @@ class CoverageCsv(MethodView):
     @blp.arguments(CoverageQuery, location="query", as_kwargs=True)
     def get(self, **query):
         """The coverage rows as CSV."""
-        return as_csv(coverage.coverage(current_actor(), **query)["rows"])
+        return as_csv(coverage.coverage(current_actor(), **query))

@@ -9,6 +9,7 @@ from flask import Flask
 
 from careservice.extensions import db
 from careservice.matching import jobs as matching
+from careservice.metrics import jobs as metrics
 from careservice.reminders import jobs as reminders
 from careservice.scheduling import jobs as scheduling
 
@@ -34,6 +35,7 @@ JOBS = (
     PeriodicJob("mark_no_shows", scheduling.mark_no_shows, 300),
     PeriodicJob("expire_care_requests", scheduling.expire_requests, 600),
     PeriodicJob("extend_series", scheduling.extend_series, 3600),
+    PeriodicJob("roll_up_coverage", metrics.roll_up_coverage, 3600),
 )
 
 

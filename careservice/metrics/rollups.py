@@ -1,0 +1,145 @@
+"""Coverage rollups: the cells of calendar days, ISO weeks and months, stored.
+
+Periods are calendar periods in a time zone (DEFAULT_TIMEZONE for the job and
+the CLI), stored as their UTC instants: a report for exactly [start, end) of a
+stored period reads its cells instead of the raw rows. A period is rebuilt
+whole (its rows deleted and inserted again in one transaction), so a rebuild
+is idempotent and picks up late completions, recorded sessions and delivery
+callbacks.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from careservice.core.db import advisory_locks
+from careservice.core.time import utcnow, zone
+from careservice.extensions import db
+from careservice.metrics.cells import FIGURES, Cell, CellKey, compute_cells, in_paths, is_everywhere
+from careservice.metrics.models import CoverageRollup, CoverageRollupPeriod, PeriodKind
+from careservice.people.models import Region
+
+# pg_advisory_xact_lock namespace (scheduling.booking uses 1 and 2): one rebuild at a time,
+# so two scheduler processes rebuilding a period queue instead of racing.
+ROLLUP_LOCK = 6
+KINDS = (PeriodKind.DAY, PeriodKind.WEEK, PeriodKind.MONTH)
+KEY_COLUMNS = ("village_id", "sex", "age_band", "service_type", "provider_kind")
+
+
+# Calendar periods
+
+
+def period_start(kind: PeriodKind, day: date) -> date:
+    """The first day of the period of `kind` holding `day`."""
+    if kind == PeriodKind.WEEK:
+        return day - timedelta(days=day.weekday())
+    if kind == PeriodKind.MONTH:
+        return day.replace(day=1)
+    return day
+
+
+def next_start(kind: PeriodKind, first: date) -> date:
+    if kind == PeriodKind.DAY:
+        return first + timedelta(days=1)
+    if kind == PeriodKind.WEEK:
+        return first + timedelta(days=7)
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def span(kind: PeriodKind, first: date, tz_name: str) -> tuple[datetime, datetime]:
+    """The UTC instants of [first, next start) at local midnight in `tz_name`."""
+    tz = zone(tz_name)
+    return (datetime.combine(first, time(0), tzinfo=tz).astimezone(zone("UTC")),
+            datetime.combine(next_start(kind, first), time(0), tzinfo=tz).astimezone(zone("UTC")))
+
+
+def periods_within(first: date, last: date) -> list[tuple[PeriodKind, date]]:
+    """Every day, ISO week and month lying wholly in [first, last), days first."""
+    found = []
+    for kind in KINDS:
+        start = period_start(kind, first)
+        if start < first:
+            start = next_start(kind, start)
+        while next_start(kind, start) <= last:
+            found.append((kind, start))
+            start = next_start(kind, start)
+    return found
+
+
+def recent_periods(today: date, days: int) -> list[tuple[PeriodKind, date]]:
+    """The last `days` days before `today`, and the complete weeks and months holding
+    any of them."""
+    first = today - timedelta(days=days)
+
+    def touches(kind: PeriodKind, start: date) -> bool:
+        return start >= first if kind == PeriodKind.DAY else next_start(kind, start) > first
+
+    wide = min(period_start(PeriodKind.WEEK, first), period_start(PeriodKind.MONTH, first))
+    return [(kind, start) for kind, start in periods_within(wide, today) if touches(kind, start)]
+
+
+# Building
+
+
+def rebuild(kind: PeriodKind, first: date, tz_name: str) -> int:
+    """Compute the period's cells and replace its stored rows; returns the cell count.
+    Refuses a period that is not over yet (its figures would still move)."""
+    start, end = span(kind, first, tz_name)
+    if end > utcnow():
+        raise ValueError(f"the {kind} from {first} is not over yet")
+    advisory_locks(db.session, (ROLLUP_LOCK, 0))
+    cells = compute_cells(start, end)
+    where = (CoverageRollup.period_kind == kind, CoverageRollup.period_start == start)
+    db.session.execute(sa.delete(CoverageRollup).where(*where))
+    db.session.execute(sa.delete(CoverageRollupPeriod).where(
+        CoverageRollupPeriod.kind == kind, CoverageRollupPeriod.start_at == start))
+    db.session.add(CoverageRollupPeriod(kind=kind, start_at=start, end_at=end,
+                                        timezone=tz_name, cells=len(cells), built_at=utcnow()))
+    db.session.flush()
+    if cells:
+        db.session.execute(sa.insert(CoverageRollup), [
+            {"period_kind": kind, "period_start": start,
+             **dict(zip(KEY_COLUMNS, (key[0], *(part or "" for part in key[1:])), strict=True)),
+             **cell.figures(), "waits": cell.waits or None}
+            for key, cell in cells.items()])
+    db.session.commit()
+    return len(cells)
+
+
+def rebuild_all(periods: list[tuple[PeriodKind, date]], tz_name: str,
+                progress: Callable[[PeriodKind, date, int, int, int], None] | None = None
+                ) -> Iterator[tuple[PeriodKind, date, int]]:
+    """Rebuild each period in turn (one transaction each), yielding (kind, first day, cells)."""
+    for done, (kind, first) in enumerate(periods, start=1):
+        count = rebuild(kind, first, tz_name)
+        if progress is not None:
+            progress(kind, first, done, len(periods), count)
+        yield kind, first, count
+
+
+# Reading
+
+
+def stored_cells(start: datetime, end: datetime, paths) -> dict[CellKey, Cell] | None:
+    """The stored cells of [start, end) under `paths`, or None unless that is exactly a
+    stored period that is over."""
+    if end > utcnow():
+        return None
+    kind = db.session.execute(
+        sa.select(CoverageRollupPeriod.kind)
+        .where(CoverageRollupPeriod.start_at == start, CoverageRollupPeriod.end_at == end)
+    ).scalar()
+    if kind is None:
+        return None
+    query = (sa.select(*(getattr(CoverageRollup, name) for name in (*KEY_COLUMNS, *FIGURES)),
+                       CoverageRollup.waits)
+             .where(CoverageRollup.period_kind == kind, CoverageRollup.period_start == start))
+    if not is_everywhere(paths):
+        query = query.join(Region, Region.id == CoverageRollup.village_id).where(
+            in_paths(Region.path, paths))
+    cells = {}
+    for village_id, sex, band, code, provider_kind, *rest in db.session.execute(query):
+        cells[(village_id, sex or None, band or None, code or None, provider_kind or None)] = \
+            Cell(rest[-1], **dict(zip(FIGURES, rest[:-1], strict=True)))
+    return cells
