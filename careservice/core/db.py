@@ -1,12 +1,13 @@
 """Model helpers shared by every capability."""
 
+import weakref
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, scoped_session
 
 from careservice.core.time import UTCDateTime, utcnow
 
@@ -58,10 +59,30 @@ def advisory_locks(session, *keys: tuple[int, int]) -> None:
     transaction there begins IMMEDIATE and so already holds the write lock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    ordered = sorted(set(keys))
+    held = held_locks(session)
+    ordered = sorted(set(keys) - held)
+    if not ordered:
+        return
     session.execute(_lock_statement(len(ordered)),
                     {f"{part}{i}": value for i, pair in enumerate(ordered)
                      for part, value in zip("nk", pair, strict=True)})
+    held.update(ordered)
+
+
+def held_locks(session) -> set[tuple[int, int]]:
+    """The advisory locks the session's current transaction holds: asked for
+    again, they would cost a round trip for nothing. A query that takes locks
+    itself (`pg_advisory_xact_lock` in its select list) adds them here."""
+    if isinstance(session, scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    if transaction is None:  # nothing begun, nothing held
+        return set()
+    record = session.info.get("advisory_locks")
+    if record is None or record[0]() is not transaction:
+        record = (weakref.ref(transaction), set())
+        session.info["advisory_locks"] = record
+    return record[1]
 
 
 @cache

@@ -28,7 +28,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from careservice.core import audit
 from careservice.core.auth import Actor
-from careservice.core.db import EXCLUSION_VIOLATION, advisory_locks, is_retryable, sqlstate
+from careservice.core.db import (
+    EXCLUSION_VIOLATION,
+    advisory_locks,
+    held_locks,
+    is_retryable,
+    sqlstate,
+)
 from careservice.core.errors import (
     Conflict,
     Forbidden,
@@ -178,10 +184,12 @@ class Parties(NamedTuple):
 
 
 @cache
-def _parties_query() -> sa.Select:
+def _parties_query(locking: bool) -> sa.Select:
     """Built once (the caller adds its scope): the resident with their village,
     the provider and the service type as one row, and whether the provider's
-    service regions (none: everywhere) include the village."""
+    service regions (none: everywhere) include the village. `locking` (on
+    PostgreSQL) also takes the provider's and the resident's locks, in lock
+    order, saving the booking a round trip."""
     served_region = aliased(Region)
     mine = provider_regions.c.provider_id == Provider.id
     serves = sa.or_(
@@ -189,9 +197,11 @@ def _parties_query() -> sa.Select:
         sa.exists().where(mine, provider_regions.c.region_id == served_region.id,
                           Region.path.startswith(served_region.path, autoescape=False)),
     )
+    locks = ([sa.func.pg_advisory_xact_lock(PROVIDER_LOCK, Provider.id),
+              sa.func.pg_advisory_xact_lock(RESIDENT_LOCK, Resident.id)] if locking else [])
     return (
         # Three single-row lookups side by side: a deliberate cross join.
-        sa.select(Resident, Provider, ServiceType, serves.label("serves"))
+        sa.select(Resident, Provider, ServiceType, serves.label("serves"), *locks)
         .select_from(Resident).join(Region, Resident.region_id == Region.id)
         .join(Provider, sa.true()).join(ServiceType, sa.true())
         .where(Resident.id == sa.bindparam("resident_id"),
@@ -202,12 +212,12 @@ def _parties_query() -> sa.Select:
 
 
 @lru_cache(maxsize=1024)
-def _scoped_parties_query(role: Role, provider_id: int | None,
+def _scoped_parties_query(locking: bool, role: Role, provider_id: int | None,
                           region_paths: tuple[str, ...]) -> sa.Select:
     """The parties' query in one scope; kept, since the same users book again and
     again and a new statement would be analysed afresh each time."""
     actor = Actor(role=role, provider_id=provider_id, region_paths=region_paths)
-    return _parties_query().where(visible_residents_clause(actor))
+    return _parties_query(locking).where(visible_residents_clause(actor))
 
 
 def body_parties(actor: Actor, resident_id: int, provider_id: int, code: str) -> Parties:
@@ -215,12 +225,16 @@ def body_parties(actor: Actor, resident_id: int, provider_id: int, code: str) ->
     query; when one is missing or out of reach, the lookups one by one say
     which field is wrong."""
     if not (actor.is_provider and provider_id != actor.provider_id):
+        locking = db.session.get_bind().dialect.name == "postgresql"
         row = db.session.execute(
-            _scoped_parties_query(actor.role, actor.provider_id, actor.region_paths),
+            _scoped_parties_query(locking, actor.role, actor.provider_id, actor.region_paths),
             {"resident_id": resident_id, "provider_id": provider_id, "code": code},
         ).one_or_none()
         if row is not None:
-            return Parties(*row)
+            if locking:
+                held_locks(db.session).update(
+                    ((PROVIDER_LOCK, provider_id), (RESIDENT_LOCK, resident_id)))
+            return Parties(*row[:4])
     resident = body_resident(actor, resident_id)
     provider = body_provider(actor, provider_id)
     return Parties(resident, provider, body_service_type(code), serves_village(provider, resident))

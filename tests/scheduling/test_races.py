@@ -6,7 +6,7 @@ and database connection, as under gunicorn.
 """
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -119,6 +119,22 @@ def test_the_same_slot_for_two_residents_with_two_providers_each_wins_once(app, 
     assert sorted(status for status, _ in results[:16]) == [201] + [409] * 15
     assert sorted(status for status, _ in results[16:]) == [201] + [409] * 15
     assert overlapping_live_pairs() == 0
+
+
+def test_many_bookings_of_one_providers_day_at_once_stop_at_the_daily_cap(
+        app, clinic, create_provider, set_availability):
+    _, residents, headers = clinic
+    capped = create_provider(residents[0].region, name="Dr. Capped", max_sessions_per_day=3)
+    set_availability(capped, start=time(8), end=time(23))
+    # No two of these overlap: only the cap can refuse them.
+    requests = [booking(residents[i], capped, NINE + timedelta(minutes=25 * i), headers)
+                for i in range(CLIENTS)]
+
+    results = run_concurrently(app, requests)
+
+    assert sorted(status for status, _ in results) == [201] * 3 + [409] * (CLIENTS - 3)
+    assert db.session.execute(sa.select(sa.func.count(Appointment.id))
+                              .where(Appointment.provider_id == capped.id)).scalar_one() == 3
 
 
 def test_two_reschedules_into_one_slot_leave_one_moved_and_one_untouched(
