@@ -43,7 +43,7 @@ from careservice.core.errors import ServiceError, ValidationFailed
 from careservice.core.time import overlaps, utcnow
 from careservice.extensions import db
 from careservice.matching import instance as loading
-from careservice.matching.instance import TERMS, Instance, ProviderDay, Request
+from careservice.matching.instance import TERMS, Instance, ProviderDay, Request, collector_paused
 from careservice.scheduling import booking
 from careservice.scheduling.models import CareRequest, ServiceType
 
@@ -187,6 +187,7 @@ class DayChains:
 REPAIRS = 8  # re-solves allowed to keep one resident's requests apart
 
 
+@collector_paused
 def solve(problem: Instance) -> Plan:
     """The optimal plan, with one resident's requests never at overlapping times:
     the flow does not see that (a provider's sessions cannot overlap, since each

@@ -7,6 +7,8 @@ sessions around the window, last providers and coverage are each one query,
 and the rest (eligibility, slots, terms) is computed in memory.
 """
 
+import functools
+import gc
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -47,6 +49,23 @@ NEVER_SERVED, OLDEST, LEAST_SERVED_VILLAGE = 2.0, 1.0, 1.0
 COVERAGE_LOOKBACK = timedelta(days=365)
 MARGIN = timedelta(days=8)  # sessions read around the window: whole weeks, for the load term
 TERMS = 100  # a point of a matching weight (MATCH_WEIGHT_*), in cost units
+
+
+def collector_paused(function):
+    """Run without the cyclic garbage collector. A plan makes millions of small
+    objects that all live until it returns and hold no cycles; every full
+    collection meanwhile walks all of them for nothing (a quarter of the time at
+    5,000 requests). Objects are still freed by reference counting."""
+    @functools.wraps(function)
+    def paused(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return paused
 
 
 def weight_of(urgency: str, never_served: bool, birth_date: date, village_coverage: float,
@@ -163,6 +182,7 @@ def open_requests(actor: Actor, request_ids, start: datetime, end: datetime) -> 
     return rows
 
 
+@collector_paused
 def load(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
          now: datetime) -> Instance:
     rows = open_requests(actor, request_ids, start, end)
