@@ -23,6 +23,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")  # sent as ESC + character: two septets
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 
 class Kind(StrEnum):
@@ -274,12 +275,18 @@ def segments(body: str) -> int:
     counted in UTF-16 code units: 70 alone, 67 a part. A part never splits an
     escape sequence or a surrogate pair, as senders do.
     """
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in body):
-        units, single, per_part = [2 if ch in GSM7_EXTENSION else 1 for ch in body], 160, 153
+    characters = set(body)
+    if characters <= GSM7:
+        escaped = characters & GSM7_EXTENSION
+        total = len(body) + sum(body.count(ch) for ch in escaped)
+        single, per_part = 160, 153
     else:
-        units, single, per_part = [len(ch.encode("utf-16-le")) // 2 for ch in body], 70, 67
-    if sum(units) <= single:
+        total = len(body.encode("utf-16-le")) // 2
+        escaped = {ch for ch in characters if ord(ch) > 0xFFFF}  # surrogate pairs
+        single, per_part = 70, 67
+    if total <= single:
         return 1
+    units = [2 if ch in escaped else 1 for ch in body]
     parts, used = 1, 0
     for size in units:
         if used + size > per_part:
