@@ -31,5 +31,5 @@ def rebuild_command(first, last):
     def progress(kind, start, done, total, cells):
         click.echo(f"{kind} {start} ({done}/{total}) {cells} cells")
 
-    built = list(rollups.rebuild_all(periods, tz_name, progress))
+    built = list(rollups.rebuild_all(periods, tz_name, progress=progress))
     click.echo(f"Rebuilt {len(built)} periods, {sum(cells for *_, cells in built)} cells.")

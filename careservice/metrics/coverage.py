@@ -65,10 +65,12 @@ def gini(values: list[float]) -> float:
     n = len(values)
     if n == 0:
         return 0.0
-    mean = sum(values) / n
+    # Sorted first, sums included: float sums depend on order, and the same villages
+    # must give the same figure whatever order their cells were read in.
+    ordered = sorted(values)
+    mean = sum(ordered) / n
     if mean == 0:
         return 0.0
-    ordered = sorted(values)
     # sum_{i,j} |x_i - x_j| = 2 * sum_i (2i - n + 1) x_i over sorted x (0-based i)
     pairs = 2 * sum((2 * i - n + 1) * x for i, x in enumerate(ordered))
     return pairs / (2 * n * n * mean)

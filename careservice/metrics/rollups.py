@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from careservice.core.db import advisory_locks
 from careservice.core.time import utcnow, zone
 from careservice.extensions import db
-from careservice.metrics.cells import FIGURES, Cell, CellKey, compute_cells, in_paths, is_everywhere
+from careservice.metrics.cells import (
+    EVERYWHERE,
+    FIGURES,
+    Cell,
+    CellKey,
+    compute_cells,
+    in_paths,
+    is_everywhere,
+)
 from careservice.metrics.models import CoverageRollup, CoverageRollupPeriod, PeriodKind
 from careservice.people.models import Region
 
@@ -82,14 +90,20 @@ def recent_periods(today: date, days: int) -> list[tuple[PeriodKind, date]]:
 # Building
 
 
-def rebuild(kind: PeriodKind, first: date, tz_name: str) -> int:
-    """Compute the period's cells and replace its stored rows; returns the cell count.
-    Refuses a period that is not over yet (its figures would still move)."""
+def rebuild(kind: PeriodKind, first: date, tz_name: str, *, if_changed: bool = False
+            ) -> int | None:
+    """Compute the period's cells and replace its stored rows; returns the cell count,
+    or None when `if_changed` and the stored cells are the same (nothing is written,
+    so an hourly job leaves quiet periods alone). Refuses a period that is not over yet
+    (its figures would still move)."""
     start, end = span(kind, first, tz_name)
     if end > utcnow():
         raise ValueError(f"the {kind} from {first} is not over yet")
     advisory_locks(db.session, (ROLLUP_LOCK, 0))
     cells = compute_cells(start, end)
+    if if_changed and stored_cells(start, end, EVERYWHERE) == cells:
+        db.session.rollback()
+        return None
     where = (CoverageRollup.period_kind == kind, CoverageRollup.period_start == start)
     db.session.execute(sa.delete(CoverageRollup).where(*where))
     db.session.execute(sa.delete(CoverageRollupPeriod).where(
@@ -107,12 +121,14 @@ def rebuild(kind: PeriodKind, first: date, tz_name: str) -> int:
     return len(cells)
 
 
-def rebuild_all(periods: list[tuple[PeriodKind, date]], tz_name: str,
-                progress: Callable[[PeriodKind, date, int, int, int], None] | None = None
-                ) -> Iterator[tuple[PeriodKind, date, int]]:
-    """Rebuild each period in turn (one transaction each), yielding (kind, first day, cells)."""
+def rebuild_all(periods: list[tuple[PeriodKind, date]], tz_name: str, *,
+                if_changed: bool = False,
+                progress: Callable[[PeriodKind, date, int, int, int | None], None] | None = None
+                ) -> Iterator[tuple[PeriodKind, date, int | None]]:
+    """Rebuild each period in turn (one transaction each), yielding (kind, first day,
+    cells, None when left as it was)."""
     for done, (kind, first) in enumerate(periods, start=1):
-        count = rebuild(kind, first, tz_name)
+        count = rebuild(kind, first, tz_name, if_changed=if_changed)
         if progress is not None:
             progress(kind, first, done, len(periods), count)
         yield kind, first, count
