@@ -227,12 +227,12 @@ def lp_optimum(problem) -> float:
     starts = defaultdict(dict)  # (provider, day) -> service -> its starts
     for (provider_id, service_type_id), days in problem.days.items():
         for day in days:
-            starts[(provider_id, day.day)][service_type_id] = {s.start for s in day.slots}
+            starts[(provider_id, day.day)][service_type_id] = set(day.starts)
     columns, weights = [], []  # (request index, provider, day)
     for r, request in enumerate(problem.requests):
         for provider_id in problem.eligible[(request.village_id, request.service_type_id)]:
             for day in problem.days.get((provider_id, request.service_type_id), ()):
-                if request.start <= day.slots[0].start and day.slots[-1].end <= request.end:
+                if request.start <= day.starts[0] and day.ends[-1] <= request.end:
                     columns.append((r, provider_id, day.day))
                     weights.append(request.weight)
     rows, bounds, entries = {}, [], []

@@ -145,9 +145,9 @@ class DayChains:
     def slots(self) -> list[int]:
         if self.slot_nodes is None:
             if self.shared is None:
-                self.slot_nodes = [self.graph.node() for _ in self.day.slots]
+                self.slot_nodes = [self.graph.node() for _ in self.day.starts]
             else:
-                self.slot_nodes = [self.shared(self.day, j) for j in range(len(self.day.slots))]
+                self.slot_nodes = [self.shared(self.day, j) for j in range(len(self.day.starts))]
         return self.slot_nodes
 
     def _chain(self, step: int) -> list[int]:
@@ -274,7 +274,7 @@ def _solve_once(problem: Instance) -> Plan:
 
     def shared(day: ProviderDay, j: int) -> int:
         """One node per (provider, start) for a provider-day of several services."""
-        at = day.slots[j].start
+        at = day.starts[j]
         if (day.provider_id, at) not in shared_nodes:
             node = shared_nodes[(day.provider_id, at)] = graph.node()
             arc = graph.arc(node, day_node(day.provider_id, day.day), 1,
@@ -325,7 +325,7 @@ def _solve_once(problem: Instance) -> Plan:
             day["node"] = graph.node()
             for provider_day, cost in day["days"]:
                 graph.arc(day["node"], chain(provider_day).hub(),
-                          len(provider_day.slots), cost)
+                          len(provider_day.starts), cost)
         return day["node"]
 
     # Village groups: same service, same providers at the same terms.
@@ -448,9 +448,9 @@ def _way_into_day(problem: Instance, request: Request, cost: int, day: ProviderD
     if not mine:
         return None
     if len(mine) == last - first + 1:
-        if first == 0 and last == len(day.slots) - 1:
+        if first == 0 and last == len(day.starts) - 1:
             return ("day", day, None, cost)
-        if last == len(day.slots) - 1:
+        if last == len(day.starts) - 1:
             return ("after", day, first, cost)
         if first == 0:
             return ("before", day, last, cost)
@@ -527,11 +527,11 @@ def first_come(problem: Instance) -> Plan:
         hold = duration + timedelta(minutes=kind.buffer_minutes)
         busy = [*problem.busy.get(request.resident_id, ()), *lived[request.resident_id]]
         options = sorted(
-            (slot.start, provider_id, day.day)
+            (at, provider_id, day.day)
             for provider_id in problem.eligible[(request.village_id, request.service_type_id)]
             for day in problem.days.get((provider_id, request.service_type_id), ())
-            for slot in day.slots
-            if request.start <= slot.start and slot.end <= request.end)
+            for at, until in zip(day.starts, day.ends, strict=True)
+            if request.start <= at and until <= request.end)
         for start, provider_id, day in options:
             if (per_day[(provider_id, day)] >= problem.cap_left.get((provider_id, day), 0)
                     or any(overlaps(start, start + hold, b, e) for b, e in held[provider_id])

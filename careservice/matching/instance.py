@@ -10,7 +10,7 @@ and the rest (eligibility, slots, terms) is computed in memory.
 import functools
 import gc
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -42,7 +42,13 @@ from careservice.scheduling.models import (
     ServiceType,
     Status,
 )
-from careservice.scheduling.slots import Limits, Slot, compute_slots
+from careservice.scheduling.slots import (
+    Limits,
+    Taken,
+    free_starts,
+    instants,
+    session_span,
+)
 
 URGENCY_WEIGHT = {"urgent": 4.0, "soon": 2.0, "routine": 1.0}
 NEVER_SERVED, OLDEST, LEAST_SERVED_VILLAGE = 2.0, 1.0, 1.0
@@ -118,23 +124,14 @@ class Request:
 
 @dataclass
 class ProviderDay:
-    """One provider's free starts for one service on one local day, by start (with
-    the starts and ends apart, for bisecting)."""
+    """One provider's free starts for one service on one local day, in order, with
+    the sessions' ends."""
 
     provider_id: int
     service_type_id: int
     day: date
-    slots: list[Slot]
-    starts: list[datetime] = field(init=False)
-    ends: list[datetime] = field(init=False)
-
-    def __post_init__(self):
-        self.keep(self.slots)
-
-    def keep(self, slots: list[Slot]) -> None:
-        self.slots = slots
-        self.starts = [slot.start for slot in slots]
-        self.ends = [slot.end for slot in slots]
+    starts: list[datetime]
+    ends: list[datetime]
 
 
 @dataclass
@@ -317,40 +314,41 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                    AvailabilityException.end_at > start - timedelta(days=1))):
         exceptions[row.provider_id].append(row)
     limits = Limits.current(now)
-    # One grid per provider, as wide as the longest of their services here (with its
-    # buffer): starts of two services then never overlap unless they coincide, and a
-    # start is one place in the plan whichever service takes it.
-    grid: dict[int, int] = defaultdict(lambda: limits.step)
-    for provider_id, service_type_id in needed:
-        kind = instance.service_types[service_type_id]
-        grid[provider_id] = max(grid[provider_id], kind.duration_minutes + kind.buffer_minutes)
-    windows = {}
+    services: dict[int, list] = defaultdict(list)
     for provider_id, service_type_id in sorted(needed):
+        services[provider_id].append(instance.service_types[service_type_id])
+    for provider_id, kinds in services.items():
         provider = instance.providers[provider_id]
-        if provider_id not in windows:
-            windows[provider_id] = working_windows(provider.timezone, rules[provider_id],
-                                                   exceptions[provider_id], start, end)
-        slots = compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
-                              windows=windows[provider_id],
-                              busy=instance.booked.get(provider_id, []),
-                              blocked=time_off(exceptions[provider_id]),
-                              service_type=instance.service_types[service_type_id],
-                              start=start, end=end,
-                              limits=replace(limits, step=grid[provider_id]))
-        by_day: dict[date, list[Slot]] = defaultdict(list)
-        for slot in slots:
-            by_day[local_date(slot.start, provider.timezone)].append(slot)
-        instance.days[(provider_id, service_type_id)] = [
-            ProviderDay(provider_id, service_type_id, day, day_slots)
-            for day, day_slots in sorted(by_day.items())]
+        windows = working_windows(provider.timezone, rules[provider_id], exceptions[provider_id],
+                                  start, end)
+        taken = Taken([*instance.booked.get(provider_id, []),
+                       *time_off(exceptions[provider_id])])
+        # One grid per provider, as wide as the longest of their services here (with its
+        # buffer): starts of two services then never overlap unless they coincide, and a
+        # start is one place in the plan whichever service takes it.
+        step = timedelta(minutes=max(limits.step, *(kind.duration_minutes + kind.buffer_minutes
+                                                    for kind in kinds)))
         week_capacity = provider.max_sessions_per_day * 7
-        for day in by_day:
-            key = (provider_id, day)
-            instance.cap_left[key] = max(
-                provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0), 0)
-            monday = day - timedelta(days=day.weekday())
-            instance.week_load[key] = (
-                instance.sessions_per_week.get((provider_id, monday), 0) / week_capacity)
+        for kind in kinds:
+            duration, held = session_span(kind)
+            starts = free_starts(windows, taken, held=held, step=step,
+                                 start=max(start, limits.earliest), end=end,
+                                 latest=limits.latest)
+            by_day: dict[date, list[datetime]] = defaultdict(list)
+            for at in instants(starts):
+                by_day[local_date(at, provider.timezone)].append(at)
+            days = instance.days[(provider_id, kind.id)] = []
+            for day, day_starts in sorted(by_day.items()):
+                key = (provider_id, day)
+                cap_left = provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0)
+                if cap_left <= 0:  # a day at the cap offers nothing
+                    continue
+                days.append(ProviderDay(provider_id, kind.id, day, day_starts,
+                                        [at + duration for at in day_starts]))
+                instance.cap_left[key] = cap_left
+                monday = day - timedelta(days=day.weekday())
+                instance.week_load[key] = (
+                    instance.sessions_per_week.get((provider_id, monday), 0) / week_capacity)
 
 
 def _terms(instance: Instance, regions: dict) -> None:

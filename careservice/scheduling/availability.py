@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -109,6 +110,9 @@ def delete_exception(actor: Actor, provider_id: int, exception_id: int) -> None:
     db.session.commit()
 
 
+WEEK = timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class Window:
     """A stretch of working time, [start, end) in UTC."""
@@ -127,16 +131,17 @@ def working_windows(tz_name: str, rules, exceptions, start: datetime,
     `time_off`), so the grid of starts stays anchored to the window's start."""
     tz = zone(tz_name)
     spans: list[tuple[datetime, datetime]] = []
-    day = start.astimezone(tz).date() - timedelta(days=1)
+    first = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date()
-    while day <= last:
-        for rule in rules:
+    for rule in rules:
+        day = first + timedelta(days=(rule.weekday - first.weekday()) % 7)
+        while day <= last:
             if rule_applies_on(rule, day):
                 opens = _first_real_instant(day, rule.start_time, tz)
                 closes = _first_real_instant(day, rule.end_time, tz)
                 if opens < closes and overlaps(opens, closes, start, end):
                     spans.append((opens, closes))
-        day += timedelta(days=1)
+            day += WEEK
     spans += [(e.start_at, e.end_at) for e in exceptions
               if e.kind == ExceptionKind.EXTRA and overlaps(e.start_at, e.end_at, start, end)]
     merged: list[Window] = []
@@ -152,6 +157,7 @@ def time_off(exceptions) -> list[tuple[datetime, datetime]]:
     return [(e.start_at, e.end_at) for e in exceptions if e.kind == ExceptionKind.UNAVAILABLE]
 
 
+@lru_cache(maxsize=16384)  # providers share opening hours: each is worked out once
 def _first_real_instant(day: date, wall, tz) -> datetime:
     instant = local_to_utc(day, wall, tz)
     step = datetime.combine(day, wall)

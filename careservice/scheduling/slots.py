@@ -1,13 +1,12 @@
 """Free slots: availability windows, minus what is booked, on a grid."""
 
 import threading
-from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import cache
-from itertools import accumulate
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
 
+import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
@@ -72,38 +71,71 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     cap offer nothing.
     """
     duration, held = session_span(service_type)
-    step = timedelta(minutes=limits.step) if limits.step else held
+    starts = free_starts(windows, Taken([*busy, *blocked]), held=held,
+                         step=timedelta(minutes=limits.step) if limits.step else held,
+                         start=max(start, limits.earliest), end=end, latest=limits.latest)
     per_day = Counter(local_date(b_start, timezone) for b_start, _ in busy)
-    taken = Taken([*busy, *blocked])
-    slots: list[Slot] = []
-    lowest, highest = max(start, limits.earliest), limits.latest
-    for window in windows:
-        candidate, last = window.start, window.end - held
-        if last < lowest or candidate >= end:
-            continue
-        while candidate <= last:
-            if (lowest <= candidate < end and candidate <= highest
-                    and not (taken.starts and taken.meets(candidate, candidate + held))
-                    and not (per_day and per_day[local_date(candidate, timezone)] >= cap)):
-                slots.append(Slot(candidate, candidate + duration))
-            candidate += step
-    slots.sort(key=lambda slot: slot.start)
-    return [slot for i, slot in enumerate(slots) if i == 0 or slot.start != slots[i - 1].start]
+    full = {day for day, sessions in per_day.items() if sessions >= cap}
+    return [Slot(at, at + duration) for at in instants(starts)
+            if not (full and local_date(at, timezone) in full)]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(values) -> np.ndarray:
+    """Instants as int64 microseconds since the epoch: exact, and quick to compare."""
+    return np.fromiter(((value - EPOCH) // MICROSECOND for value in values), dtype=np.int64)
+
+
+@lru_cache(maxsize=65536)  # providers' grids share their starts: each made once
+def instant(value: int) -> datetime:
+    """The instant of int microseconds since the epoch."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def instants(values: np.ndarray) -> list[datetime]:
+    return [instant(value) for value in values.tolist()]
+
+
+def free_starts(windows: list[Window], taken: "Taken", *, held: timedelta, step: timedelta,
+                start: datetime, end: datetime, latest: datetime) -> np.ndarray:
+    """Free starts, in microseconds, ascending: on a grid of `step` from each window's
+    start, with `held` (the session and its buffer) inside the window and clear of
+    `taken`, in [start, end) and no later than `latest`. Windows are disjoint and in
+    order (see `working_windows`), so their starts come out in order too."""
+    if not windows:
+        return np.zeros(0, dtype=np.int64)
+    opens = micros(window.start for window in windows)
+    held_us, step_us = held // MICROSECOND, step // MICROSECOND
+    lowest, end_us, latest_us = micros((start, end, latest))
+    last = np.minimum(micros(window.end for window in windows) - held_us,
+                      min(end_us - 1, latest_us))
+    first = np.maximum(-((opens - lowest) // step_us), 0)  # steps to the first start
+    counts = np.maximum((last - opens) // step_us - first + 1, 0)
+    # Every window's grid at once: each start is its window's first plus k steps.
+    runs = np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.repeat(opens + first * step_us, counts) + (np.arange(runs.size) - runs) * step_us
+    return starts[~taken.meets(starts, starts + held_us)]
 
 
 class Taken:
-    """Busy intervals, asked "does [start, end) meet any?" in logarithmic time:
+    """Busy intervals, asked "does [start, end) meet any?" for many spans at once:
     sorted by start, with the latest end so far; the intervals starting before
     `end` meet it exactly when the latest of their ends is after `start`."""
 
     def __init__(self, intervals):
         ordered = sorted(intervals)
-        self.starts = [interval_start for interval_start, _ in ordered]
-        self.latest_end = list(accumulate((interval_end for _, interval_end in ordered), max))
+        self.starts = micros(interval_start for interval_start, _ in ordered)
+        self.latest_end = np.maximum.accumulate(micros(interval_end for _, interval_end in ordered))
 
-    def meets(self, start: datetime, end: datetime) -> bool:
-        before = bisect_left(self.starts, end)
-        return before > 0 and self.latest_end[before - 1] > start
+    def meets(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """For spans in microseconds: whether each meets a busy interval."""
+        if not self.starts.size:
+            return np.zeros(starts.size, dtype=bool)
+        before = np.searchsorted(self.starts, ends, side="left")
+        return (before > 0) & (self.latest_end[np.maximum(before - 1, 0)] > starts)
 
 
 @cache
