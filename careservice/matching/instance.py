@@ -27,6 +27,7 @@ from careservice.people.models import (
     Region,
     Resident,
     partnered_ancestor,
+    path_ids,
     provider_regions,
 )
 from careservice.people.services import visible_residents_clause
@@ -255,17 +256,21 @@ def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
             by_area[path].append(provider)
     offering = {kind_id: {p.id for p in instance.providers.values() if offers_service(p, kind)}
                 for kind_id, kind in instance.service_types.items()}
+    found: dict[tuple, list[int]] = {}  # (the regions above served by someone, service) -> ids
     for request in instance.requests:
         key = (request.village_id, request.service_type_id)
         if key in instance.eligible:
             continue
-        offer = offering[request.service_type_id]
         path = regions[request.village_id].path
-        ancestors = ["/" + "/".join(path.strip("/").split("/")[:depth]) + "/"
-                     for depth in range(1, path.count("/"))]
-        instance.eligible[key] = sorted({
-            provider.id for ancestor in ancestors for provider in by_area.get(ancestor, ())
-            if provider.id in offer})
+        served = tuple(ancestor for ancestor in (
+            "/" + "/".join(path.strip("/").split("/")[:depth]) + "/"
+            for depth in range(1, path.count("/"))) if ancestor in by_area)
+        if (served, request.service_type_id) not in found:
+            offer = offering[request.service_type_id]
+            found[(served, request.service_type_id)] = sorted({
+                provider.id for ancestor in served for provider in by_area[ancestor]
+                if provider.id in offer})
+        instance.eligible[key] = found[(served, request.service_type_id)]
 
 
 def _sessions(instance: Instance, start: datetime, end: datetime) -> None:
@@ -377,7 +382,10 @@ def _terms(instance: Instance, regions: dict) -> None:
 class Places:
     """The part of a provider's cost that depends on the village alone: the
     partner-region programme (the provider's home, or a region above it, is
-    partnered with the village's, or one above it) and travel for home visits."""
+    partnered with the village's, or one above it) and travel for home visits.
+
+    The programme sees a village only through the regions above it that are some
+    region's partner (its `reach`), so villages of one reach share those costs."""
 
     def __init__(self, instance: Instance, regions: dict):
         config = current_app.config
@@ -386,32 +394,38 @@ class Places:
         self.travel = TERMS * config["MATCH_WEIGHT_TRAVEL"] / 60  # per minute
         self.partner_of = {region_id: region.partner_region_id
                            for region_id, region in regions.items()}.get
-        self.partnered: dict[tuple[int, int], bool] = {}
+        self.targets = {region.partner_region_id for region in regions.values()}
+        self.programme: dict[tuple, tuple] = {}  # (reach, providers) -> partner costs
         self.cached: dict[tuple[int, int], tuple] = {}
 
-    def is_partnered(self, village_id: int, home_id: int) -> bool:
-        try:
-            return self.partnered[(village_id, home_id)]
-        except KeyError:
-            partnered = self.partnered[(village_id, home_id)] = partnered_ancestor(
-                self.regions[home_id].path, self.regions[village_id].path,
-                self.partner_of) is not None
-            return partnered
+    def reach(self, village_id: int) -> tuple[int, ...]:
+        return tuple(region_id for region_id in path_ids(self.regions[village_id].path)
+                     if region_id in self.targets)
+
+    def partner_costs(self, village_id: int, providers: tuple[int, ...]) -> tuple:
+        key = (self.reach(village_id), providers)
+        if key not in self.programme:
+            village_path = self.regions[village_id].path
+            self.programme[key] = tuple(
+                (provider_id, -self.partner if partnered_ancestor(
+                    self.regions[self.instance.providers[provider_id].home_region_id].path,
+                    village_path, self.partner_of) is not None else 0)
+                for provider_id in providers)
+        return self.programme[key]
 
     def costs(self, village_id: int, service_type_id: int) -> tuple:
         key = (village_id, service_type_id)
         if key not in self.cached:
             instance = self.instance
-            home_visit = instance.service_types[service_type_id].modality == Modality.HOME_VISIT
-            village = self.regions[village_id]
-            costs = []
-            for provider_id in instance.eligible[key]:
-                home_id = instance.providers[provider_id].home_region_id
-                cost = -self.partner if self.is_partnered(village_id, home_id) else 0
-                if home_visit:
-                    minutes = minutes_between(self.regions[home_id], village)
-                    if minutes is not None:
-                        cost += round(self.travel * minutes)
-                costs.append((provider_id, cost))
-            self.cached[key] = tuple(costs)
+            costs = self.partner_costs(village_id, tuple(instance.eligible[key]))
+            if instance.service_types[service_type_id].modality == Modality.HOME_VISIT:
+                village = self.regions[village_id]
+                costs = tuple((provider_id, cost + self.travel_cost(provider_id, village))
+                              for provider_id, cost in costs)
+            self.cached[key] = costs
         return self.cached[key]
+
+    def travel_cost(self, provider_id: int, village) -> int:
+        home = self.regions[self.instance.providers[provider_id].home_region_id]
+        minutes = minutes_between(home, village)
+        return 0 if minutes is None else round(self.travel * minutes)
