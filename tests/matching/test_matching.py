@@ -604,3 +604,42 @@ def test_first_come_leaves_out_the_request_the_batch_would_serve(
     optimal = batch.run_batch(SYSTEM, start=utc(0), end=utc(0, day=3))
     assert optimal.objective["assigned"] == 3
     assert optimal.objective["weighted_coverage"] > plan.objective["weighted_coverage"]
+
+
+def test_the_batch_offers_the_very_slots_the_provider_page_offers(
+        app, world, create_service_type, create_appointment, set_availability, frozen_clock):
+    """Across the spring change of clocks in London, with time off, extra hours, a
+    booking and a day at its cap: the batch's free starts are /slots' starts."""
+    from careservice.core.time import utcnow
+    from careservice.matching import instance as loading
+    from careservice.scheduling.availability import add_exception
+    from careservice.scheduling.models import ServiceType
+    from careservice.scheduling.slots import free_slots
+
+    kind = create_service_type()
+    doctor = people.update_provider(SYSTEM, world.clinician_a.id,
+                                    {"timezone": "Europe/London", "max_sessions_per_day": 1})
+    set_availability(doctor, start=time(8, 10), end=time(12))
+    frozen_clock.set(datetime(2027, 3, 26, 9, 0, tzinfo=UTC))
+    london = datetime(2027, 3, 27, 10, 0, tzinfo=UTC)  # Saturday 10:00 GMT
+    add_exception(SYSTEM, doctor.id, {"start": datetime(2027, 3, 28, 7, 57, tzinfo=UTC),
+                                      "end": datetime(2027, 3, 28, 9, 40, tzinfo=UTC),
+                                      "kind": "unavailable"})
+    add_exception(SYSTEM, doctor.id, {"start": datetime(2027, 3, 29, 12, 0, tzinfo=UTC),
+                                      "end": datetime(2027, 3, 29, 14, 30, tzinfo=UTC),
+                                      "kind": "extra"})
+    create_appointment(world.resident_a2, doctor, london)
+    start, end = datetime(2027, 3, 26, 0, 0, tzinfo=UTC), datetime(2027, 3, 31, 0, 0, tzinfo=UTC)
+    request_for(world.resident_a1, start, end)
+
+    problem = loading.load(SYSTEM, start=start, end=end, now=utcnow())
+
+    planned = [at for day in problem.days[(doctor.id, kind.id)] for at in day.starts]
+    offered = [slot.start for slot in free_slots(doctor, db.session.get(ServiceType, kind.id),
+                                                 start, end)]
+    assert planned == offered
+    sunday = [at for at in offered if at.date() == date(2027, 3, 28)]
+    assert sunday[:2] == [datetime(2027, 3, 28, 7, 10, tzinfo=UTC),  # 08:10 BST
+                          datetime(2027, 3, 28, 9, 40, tzinfo=UTC)]  # 07:35's buffer meets time off
+    assert datetime(2027, 3, 29, 12, 50, tzinfo=UTC) in offered  # extra hours
+    assert not any(at.date() == london.date() for at in offered)  # the day at its cap
