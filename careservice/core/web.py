@@ -4,6 +4,7 @@ import json
 
 from flask import Response, current_app
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.utils import resolve_schema_instance
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
@@ -23,6 +24,11 @@ class JsonParser(FlaskParser):
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = JsonParser()
+
+    def arguments(self, schema, *args, **kwargs):
+        """As flask-smorest's, with the schema made once: webargs would build an
+        instance of a schema class on every request."""
+        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
 
 
 def json_response(data, status: int = 200) -> Response:

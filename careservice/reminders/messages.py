@@ -282,7 +282,8 @@ def segments(body: str) -> int:
         single, per_part = 160, 153
     else:
         total = len(body.encode("utf-16-le")) // 2
-        escaped = {ch for ch in characters if ord(ch) > 0xFFFF}  # surrogate pairs
+        # Characters past the BMP take a surrogate pair: two units.
+        escaped = {ch for ch in characters if ord(ch) > 0xFFFF} if total > len(body) else ()
         single, per_part = 70, 67
     if total <= single:
         return 1
