@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
@@ -44,6 +45,8 @@ from careservice.scheduling.models import (
     Status,
 )
 from careservice.scheduling.slots import (
+    MICROSECOND,
+    Grids,
     Limits,
     Taken,
     free_starts,
@@ -319,41 +322,52 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                    AvailabilityException.end_at > start - timedelta(days=1))):
         exceptions[row.provider_id].append(row)
     limits = Limits.current(now)
-    services: dict[int, list] = defaultdict(list)
-    for provider_id, service_type_id in sorted(needed):
-        services[provider_id].append(instance.service_types[service_type_id])
-    for provider_id, kinds in services.items():
-        provider = instance.providers[provider_id]
-        windows = working_windows(provider.timezone, rules[provider_id], exceptions[provider_id],
-                                  start, end)
-        taken = Taken([*instance.booked.get(provider_id, []),
-                       *time_off(exceptions[provider_id])])
-        # One grid per provider, as wide as the longest of their services here (with its
-        # buffer): starts of two services then never overlap unless they coincide, and a
-        # start is one place in the plan whichever service takes it.
-        step = timedelta(minutes=max(limits.step, *(kind.duration_minutes + kind.buffer_minutes
-                                                    for kind in kinds)))
-        week_capacity = provider.max_sessions_per_day * 7
-        for kind in kinds:
-            duration, held = session_span(kind)
-            starts = free_starts(windows, taken, held=held, step=step,
-                                 start=max(start, limits.earliest), end=end,
-                                 latest=limits.latest)
-            by_day: dict[date, list[datetime]] = defaultdict(list)
-            for at in instants(starts):
-                by_day[local_date(at, provider.timezone)].append(at)
-            days = instance.days[(provider_id, kind.id)] = []
-            for day, day_starts in sorted(by_day.items()):
-                key = (provider_id, day)
-                cap_left = provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0)
-                if cap_left <= 0:  # a day at the cap offers nothing
-                    continue
-                days.append(ProviderDay(provider_id, kind.id, day, day_starts,
-                                        [at + duration for at in day_starts]))
-                instance.cap_left[key] = cap_left
-                monday = day - timedelta(days=day.weekday())
-                instance.week_load[key] = (
-                    instance.sessions_per_week.get((provider_id, monday), 0) / week_capacity)
+    pairs = sorted(needed)
+    # One grid per provider, as wide as the longest of their services here (with its
+    # buffer): starts of two services then never overlap unless they coincide, and a
+    # start is one place in the plan whichever service takes it.
+    widest: dict[int, int] = defaultdict(lambda: limits.step)
+    for provider_id, service_type_id in pairs:
+        kind = instance.service_types[service_type_id]
+        widest[provider_id] = max(widest[provider_id], kind.duration_minutes + kind.buffer_minutes)
+    windows = {provider_id: working_windows(instance.providers[provider_id].timezone,
+                                            rules[provider_id], exceptions[provider_id], start, end)
+               for provider_id in provider_ids}
+    grids = Grids.build([(windows[provider_id],
+                          session_span(instance.service_types[service_type_id])[1],
+                          timedelta(minutes=widest[provider_id]), provider_id)
+                         for provider_id, service_type_id in pairs])
+    taken = Taken([(provider_id, *interval) for provider_id in provider_ids
+                   for interval in [*instance.booked.get(provider_id, []),
+                                    *time_off(exceptions[provider_id])]])
+    of, starts = free_starts(grids, taken, start=max(start, limits.earliest), end=end,
+                             latest=limits.latest)
+    durations = np.array([session_span(instance.service_types[service_type_id])[0] // MICROSECOND
+                          for _, service_type_id in pairs], dtype=np.int64)
+    ends, starts = instants(starts + durations[of]), instants(starts)
+    zones = [instance.providers[provider_id].timezone for provider_id, _ in pairs]
+    days = np.fromiter((local_date(at, zones[grid]).toordinal()
+                        for at, grid in zip(starts.tolist(), of.tolist(), strict=True)),
+                       dtype=np.int64, count=of.size)
+    # By grid, then local day, keeping the order of starts within a day.
+    order = np.lexsort((days, of))
+    of, days, starts, ends = of[order], days[order], starts[order], ends[order]
+    cuts = np.flatnonzero((np.diff(of) != 0) | (np.diff(days) != 0)) + 1
+    instance.days = {pair: [] for pair in pairs}
+    for first, last in zip([0, *cuts.tolist()], [*cuts.tolist(), of.size], strict=True):
+        provider_id, service_type_id = pairs[of[first]]
+        provider, day = instance.providers[provider_id], date.fromordinal(int(days[first]))
+        key = (provider_id, day)
+        cap_left = provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0)
+        if cap_left <= 0:  # a day at the cap offers nothing
+            continue
+        instance.days[(provider_id, service_type_id)].append(ProviderDay(
+            provider_id, service_type_id, day, starts[first:last].tolist(),
+            ends[first:last].tolist()))
+        instance.cap_left[key] = cap_left
+        monday = day - timedelta(days=day.weekday())
+        instance.week_load[key] = (instance.sessions_per_week.get((provider_id, monday), 0)
+                                   / (provider.max_sessions_per_day * 7))
 
 
 def _terms(instance: Instance, regions: dict) -> None:

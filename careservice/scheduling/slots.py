@@ -4,7 +4,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 import sqlalchemy as sa
@@ -71,12 +71,13 @@ def compute_slots(*, timezone: str, cap: int, windows: list[Window], busy, servi
     cap offer nothing.
     """
     duration, held = session_span(service_type)
-    starts = free_starts(windows, Taken([*busy, *blocked]), held=held,
-                         step=timedelta(minutes=limits.step) if limits.step else held,
-                         start=max(start, limits.earliest), end=end, latest=limits.latest)
+    step = timedelta(minutes=limits.step) if limits.step else held
+    _, starts = free_starts(Grids.build([(windows, held, step, 0)]),
+                            Taken([(0, *interval) for interval in [*busy, *blocked]]),
+                            start=max(start, limits.earliest), end=end, latest=limits.latest)
     per_day = Counter(local_date(b_start, timezone) for b_start, _ in busy)
     full = {day for day, sessions in per_day.items() if sessions >= cap}
-    return [Slot(at, at + duration) for at in instants(starts)
+    return [Slot(at, at + duration) for at in instants(starts).tolist()
             if not (full and local_date(at, timezone) in full)]
 
 
@@ -89,53 +90,86 @@ def micros(values) -> np.ndarray:
     return np.fromiter(((value - EPOCH) // MICROSECOND for value in values), dtype=np.int64)
 
 
-@lru_cache(maxsize=65536)  # providers' grids share their starts: each made once
-def instant(value: int) -> datetime:
-    """The instant of int microseconds since the epoch."""
-    return EPOCH + timedelta(microseconds=value)
+def instants(values: np.ndarray) -> np.ndarray:
+    """The datetimes of microseconds since the epoch (an object array); grids share
+    their starts, so each distinct instant is made once."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    made = [EPOCH + timedelta(microseconds=value) for value in distinct.tolist()]
+    return np.array(made, dtype=object)[inverse]
 
 
-def instants(values: np.ndarray) -> list[datetime]:
-    return [instant(value) for value in values.tolist()]
+@dataclass
+class Grids:
+    """Grids of starts, many at once (a provider's for one service, say), in
+    microseconds: each working window (`opens`, `closes`) belongs to a grid (`of`);
+    each grid has its `held` span (the session and its buffer), its `step`, and
+    the `owner` whose busy times apply to it."""
+
+    opens: np.ndarray
+    closes: np.ndarray
+    of: np.ndarray
+    held: np.ndarray
+    step: np.ndarray
+    owner: np.ndarray
+
+    @classmethod
+    def build(cls, grids: list[tuple[list[Window], timedelta, timedelta, int]]) -> "Grids":
+        """From (windows, held, step, owner) for each grid; the windows disjoint and in
+        order, as `working_windows` makes them."""
+        windows = [(window, grid) for grid, (found, *_) in enumerate(grids) for window in found]
+        return cls(opens=micros(window.start for window, _ in windows),
+                   closes=micros(window.end for window, _ in windows),
+                   of=np.array([grid for _, grid in windows], dtype=np.int64),
+                   held=np.array([held // MICROSECOND for _, held, _, _ in grids], dtype=np.int64),
+                   step=np.array([step // MICROSECOND for _, _, step, _ in grids], dtype=np.int64),
+                   owner=np.array([owner for *_, owner in grids], dtype=np.int64))
 
 
-def free_starts(windows: list[Window], taken: "Taken", *, held: timedelta, step: timedelta,
-                start: datetime, end: datetime, latest: datetime) -> np.ndarray:
-    """Free starts, in microseconds, ascending: on a grid of `step` from each window's
-    start, with `held` (the session and its buffer) inside the window and clear of
-    `taken`, in [start, end) and no later than `latest`. Windows are disjoint and in
-    order (see `working_windows`), so their starts come out in order too."""
-    if not windows:
-        return np.zeros(0, dtype=np.int64)
-    opens = micros(window.start for window in windows)
-    held_us, step_us = held // MICROSECOND, step // MICROSECOND
+def free_starts(grids: Grids, taken: "Taken", *, start: datetime, end: datetime,
+                latest: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """The free starts of every grid: on its step from each window's start, with the
+    span held inside the window and clear of the owner's `taken` times, in [start, end)
+    and no later than `latest`. (grid, start in microseconds) pairs, by grid then start."""
     lowest, end_us, latest_us = micros((start, end, latest))
-    last = np.minimum(micros(window.end for window in windows) - held_us,
-                      min(end_us - 1, latest_us))
-    first = np.maximum(-((opens - lowest) // step_us), 0)  # steps to the first start
-    counts = np.maximum((last - opens) // step_us - first + 1, 0)
-    # Every window's grid at once: each start is its window's first plus k steps.
+    held, step = grids.held[grids.of], grids.step[grids.of]  # per window
+    last = np.minimum(grids.closes - held, min(end_us - 1, latest_us))
+    first = np.maximum(-((grids.opens - lowest) // step), 0)  # steps to the first start
+    counts = np.maximum((last - grids.opens) // step - first + 1, 0)
+    # Each start is its window's first plus k steps.
     runs = np.repeat(np.cumsum(counts) - counts, counts)
-    starts = np.repeat(opens + first * step_us, counts) + (np.arange(runs.size) - runs) * step_us
-    return starts[~taken.meets(starts, starts + held_us)]
+    at = (np.repeat(grids.opens + first * step, counts)
+          + (np.arange(runs.size) - runs) * np.repeat(step, counts))
+    of = np.repeat(grids.of, counts)
+    free = ~taken.meets(grids.owner[of], at, at + grids.held[of])
+    return of[free], at[free]
 
 
 class Taken:
-    """Busy intervals, asked "does [start, end) meet any?" for many spans at once:
-    sorted by start, with the latest end so far; the intervals starting before
-    `end` meet it exactly when the latest of their ends is after `start`."""
+    """Owners' busy intervals, asked "does [start, end) meet any of the owner's?" for
+    many spans at once: sorted by owner and start, with the latest end so far; the
+    owner's intervals starting before `end` meet it exactly when the latest of their
+    ends is after `start`."""
 
-    def __init__(self, intervals):
-        ordered = sorted(intervals)
-        self.starts = micros(interval_start for interval_start, _ in ordered)
-        self.latest_end = np.maximum.accumulate(micros(interval_end for _, interval_end in ordered))
+    def __init__(self, intervals: list[tuple[int, datetime, datetime]]):
+        owners = np.array([owner for owner, _, _ in intervals], dtype=np.int64)
+        starts = micros(interval_start for _, interval_start, _ in intervals)
+        ends = micros(interval_end for _, _, interval_end in intervals)
+        order = np.lexsort((starts, owners))
+        self.owners, self.starts, self.ends = owners[order], starts[order], ends[order]
 
-    def meets(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """For spans in microseconds: whether each meets a busy interval."""
+    def meets(self, owners: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """For spans in microseconds, each of an owner: whether it meets a busy interval."""
         if not self.starts.size:
             return np.zeros(starts.size, dtype=bool)
-        before = np.searchsorted(self.starts, ends, side="left")
-        return (before > 0) & (self.latest_end[np.maximum(before - 1, 0)] > starts)
+        # Times by rank, so that (owner, time) packs into one integer that sorts as the pair.
+        times = np.unique(np.concatenate([self.starts, self.ends, starts, ends]))
+
+        def packed(owner, at):
+            return owner * times.size + np.searchsorted(times, at)
+
+        latest_end = np.maximum.accumulate(packed(self.owners, self.ends))
+        before = np.searchsorted(packed(self.owners, self.starts), packed(owners, ends))
+        return (before > 0) & (latest_end[np.maximum(before - 1, 0)] > packed(owners, starts))
 
 
 @cache

@@ -607,9 +607,11 @@ def test_first_come_leaves_out_the_request_the_batch_would_serve(
 
 
 def test_the_batch_offers_the_very_slots_the_provider_page_offers(
-        app, world, create_service_type, create_appointment, set_availability, frozen_clock):
+        app, world, create_provider, create_service_type, create_appointment, set_availability,
+        frozen_clock):
     """Across the spring change of clocks in London, with time off, extra hours, a
-    booking and a day at its cap: the batch's free starts are /slots' starts."""
+    booking and a day at its cap, and beside a colleague in Shanghai free at the
+    same instants: the batch's free starts are /slots' starts."""
     from careservice.core.time import utcnow
     from careservice.matching import instance as loading
     from careservice.scheduling.availability import add_exception
@@ -620,6 +622,9 @@ def test_the_batch_offers_the_very_slots_the_provider_page_offers(
     doctor = people.update_provider(SYSTEM, world.clinician_a.id,
                                     {"timezone": "Europe/London", "max_sessions_per_day": 1})
     set_availability(doctor, start=time(8, 10), end=time(12))
+    colleague = create_provider(world.county_a, name="Dr. Su", timezone="Asia/Shanghai",
+                                service_region_ids=[world.county_a.id])
+    set_availability(colleague, start=time(15, 10), end=time(23, 59))
     frozen_clock.set(datetime(2027, 3, 26, 9, 0, tzinfo=UTC))
     london = datetime(2027, 3, 27, 10, 0, tzinfo=UTC)  # Saturday 10:00 GMT
     add_exception(SYSTEM, doctor.id, {"start": datetime(2027, 3, 28, 7, 57, tzinfo=UTC),
@@ -634,10 +639,12 @@ def test_the_batch_offers_the_very_slots_the_provider_page_offers(
 
     problem = loading.load(SYSTEM, start=start, end=end, now=utcnow())
 
-    planned = [at for day in problem.days[(doctor.id, kind.id)] for at in day.starts]
-    offered = [slot.start for slot in free_slots(doctor, db.session.get(ServiceType, kind.id),
-                                                 start, end)]
-    assert planned == offered
+    gp = db.session.get(ServiceType, kind.id)
+    for provider in (doctor, colleague):
+        planned = [at for day in problem.days[(provider.id, kind.id)] for at in day.starts]
+        assert planned == [slot.start for slot in free_slots(provider, gp, start, end)]
+    offered = [at for day in problem.days[(doctor.id, kind.id)] for at in day.starts]
+    assert len({day.day for day in problem.days[(colleague.id, kind.id)]}) == 5
     sunday = [at for at in offered if at.date() == date(2027, 3, 28)]
     assert sunday[:2] == [datetime(2027, 3, 28, 7, 10, tzinfo=UTC),  # 08:10 BST
                           datetime(2027, 3, 28, 9, 40, tzinfo=UTC)]  # 07:35's buffer meets time off
