@@ -12,6 +12,7 @@ import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import sqlalchemy as sa
@@ -342,24 +343,31 @@ def _slots(instance: Instance, start: datetime, end: datetime, now: datetime) ->
                                     *time_off(exceptions[provider_id])]])
     of, starts = free_starts(grids, taken, start=max(start, limits.earliest), end=end,
                              latest=limits.latest)
+    _provider_days(instance, pairs, of, starts)
+
+
+def _provider_days(instance: Instance, pairs: list[tuple[int, int]], of: np.ndarray,
+                   starts: np.ndarray) -> None:
+    """The free starts of each (provider, service) in `pairs` (`of` indexes them), cut
+    into provider-days, with what is left of each day's cap and the share of each week
+    booked; a day at its cap offers nothing."""
     durations = np.array([session_span(instance.service_types[service_type_id])[0] // MICROSECOND
                           for _, service_type_id in pairs], dtype=np.int64)
     ends, starts = instants(starts + durations[of]), instants(starts)
     zones = [instance.providers[provider_id].timezone for provider_id, _ in pairs]
-    days = np.fromiter((local_date(at, zones[grid]).toordinal()
-                        for at, grid in zip(starts.tolist(), of.tolist(), strict=True)),
+    days = np.fromiter((local_date(at, zones[pair]).toordinal()
+                        for at, pair in zip(starts.tolist(), of.tolist(), strict=True)),
                        dtype=np.int64, count=of.size)
-    # By grid, then local day, keeping the order of starts within a day.
-    order = np.lexsort((days, of))
+    order = np.lexsort((days, of))  # by pair, then day; starts stay in order within a day
     of, days, starts, ends = of[order], days[order], starts[order], ends[order]
     cuts = np.flatnonzero((np.diff(of) != 0) | (np.diff(days) != 0)) + 1
     instance.days = {pair: [] for pair in pairs}
-    for first, last in zip([0, *cuts.tolist()], [*cuts.tolist(), of.size], strict=True):
+    for first, last in pairwise([0, *cuts.tolist(), of.size] if of.size else []):
         provider_id, service_type_id = pairs[of[first]]
         provider, day = instance.providers[provider_id], date.fromordinal(int(days[first]))
         key = (provider_id, day)
         cap_left = provider.max_sessions_per_day - instance.sessions_per_day.get(key, 0)
-        if cap_left <= 0:  # a day at the cap offers nothing
+        if cap_left <= 0:
             continue
         instance.days[(provider_id, service_type_id)].append(ProviderDay(
             provider_id, service_type_id, day, starts[first:last].tolist(),
