@@ -17,6 +17,7 @@ computed here; a stored rollup holds the same cells (metrics.rollups).
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 
 from careservice.extensions import db
@@ -25,27 +26,42 @@ from careservice.reminders.models import Reminder, ReminderStatus
 from careservice.scheduling.models import Appointment, CareRequest, RequestStatus, ServiceType
 from careservice.scheduling.models import Status as SessionStatus
 
+BANDS = ("0-59", "60-69", "70-79", "80+")  # coverage.AGE_BANDS, by index
 FIGURES = ("registered", "served", "booked", "completed", "no_shows", "cancelled", "unmet",
            "sms_delivered", "sms_not_delivered", "across_partners")
 EVERYWHERE = ("/",)
 SMS_OUTCOMES = (ReminderStatus.DELIVERED, ReminderStatus.UNDELIVERED, ReminderStatus.FAILED)
 
+# Waits are whole microseconds: exact, and integers parse several times faster than
+# floats when a rollup's waits are read back.
+MICROSECONDS_PER_DAY = 86_400_000_000
+
 CellKey = tuple[int, str | None, str | None, str | None, str | None]
 
 
 class Cell:
-    """The additive figures of a cell (or of a group of cells), and its waits in days."""
+    """The additive figures of a cell (or of a group of cells), and its waits in
+    microseconds."""
 
     __slots__ = (*FIGURES, "waits")
 
-    def __init__(self, waits: list[float] | None = None, **figures: int) -> None:
+    def __init__(self, waits: list[int] | None = None, **figures: int) -> None:
         for name in FIGURES:
             setattr(self, name, figures.get(name, 0))
         self.waits = list(waits or ())
 
     def add(self, other: "Cell") -> None:
-        for name in FIGURES:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # Spelt out: a report adds thousands of cells, and a loop of getattr costs 3x.
+        self.registered += other.registered
+        self.served += other.served
+        self.booked += other.booked
+        self.completed += other.completed
+        self.no_shows += other.no_shows
+        self.cancelled += other.cancelled
+        self.unmet += other.unmet
+        self.sms_delivered += other.sms_delivered
+        self.sms_not_delivered += other.sms_not_delivered
+        self.across_partners += other.across_partners
         self.waits.extend(other.waits)
 
     def figures(self) -> dict:
@@ -58,6 +74,12 @@ class Cell:
     def __repr__(self) -> str:
         shown = {name: value for name, value in self.figures().items() if value}
         return f"Cell({shown}, waits={sorted(self.waits)})"
+
+
+def read(query) -> sa.CursorResult:
+    """Run a read on the session's connection, as Core: these reads return thousands of
+    plain tuples, and the ORM's row handling would cost more than the queries."""
+    return db.session.connection().execute(query)
 
 
 def is_everywhere(paths) -> bool:
@@ -76,20 +98,21 @@ def years_before(on: date, years: int) -> date:
         return date(on.year - years, 2, 28)
 
 
-def _people(end: datetime, paths) -> sa.Subquery:
+def _people(end: datetime, paths) -> sa.CTE:
     """Residents registered before `end` under `paths`, with their cell's village, sex
-    and age band at `end` (the same bands as coverage.age_band, as cut-off dates)."""
+    and age band at `end` (the same bands as coverage.age_band, as cut-off dates; the
+    band as its index in BANDS, cheaper to group by than text)."""
     on = end.date()
-    band = sa.case((Resident.birth_date <= years_before(on, 80), "80+"),
-                   (Resident.birth_date <= years_before(on, 70), "70-79"),
-                   (Resident.birth_date <= years_before(on, 60), "60-69"), else_="0-59")
+    band = sa.case((Resident.birth_date <= years_before(on, 80), 3),
+                   (Resident.birth_date <= years_before(on, 70), 2),
+                   (Resident.birth_date <= years_before(on, 60), 1), else_=0)
     query = sa.select(Resident.id.label("resident_id"), Resident.region_id.label("village_id"),
-                      Resident.sex.label("sex"), band.label("age_band")
+                      Resident.sex.label("sex"), band.label("band")
                       ).where(Resident.created_at < end)
     if not is_everywhere(paths):
         query = query.join(Region, Region.id == Resident.region_id).where(
             in_paths(Region.path, paths))
-    return query.subquery("people")
+    return query.cte("people")
 
 
 def _count(condition) -> sa.ColumnElement:
@@ -100,7 +123,7 @@ def _across_partners(village_path, home_path) -> sa.ColumnElement | None:
     """True when the provider's home lies in a region partnered with one holding the
     village (people.models.partnered_ancestor, as path prefixes); None without partners."""
     partner = aliased(Region)
-    pairs = db.session.execute(
+    pairs = read(
         sa.select(Region.path, partner.path)
         .join(partner, Region.partner_region_id == partner.id)).all()
     if not pairs:
@@ -124,101 +147,144 @@ class _Cells(dict):
 
 
 def compute_cells(start: datetime, end: datetime, paths=EVERYWHERE) -> dict[CellKey, Cell]:
-    """The cells of [start, end) for the villages under `paths`, from the raw rows."""
-    people = _people(end, paths)
-    dims = (people.c.village_id, people.c.sex, people.c.age_band)
-    codes = dict(db.session.execute(sa.select(ServiceType.id, ServiceType.code)).all())
-    period = (Appointment.start_at >= start) & (Appointment.start_at < end)
+    """The cells of [start, end) for the villages under `paths`, from the raw rows: one
+    statement, so residents and the period's sessions are each read and joined once."""
+    codes = dict(read(sa.select(ServiceType.id, ServiceType.code)).all())
     cells = _Cells()
-
-    for village, sex, band, count in db.session.execute(
-            sa.select(*dims, sa.func.count()).group_by(*dims)):
-        cells.at((village, sex, band, None, None)).registered = count
-
-    for village, sex, band, type_id, kind, *counts in db.session.execute(_sessions(people, period)):
-        booked, completed, no_shows, cancelled, across = counts
-        for cell in cells.three(village, sex, band, codes[type_id], kind):
-            cell.booked += booked
-            cell.completed += completed
-            cell.no_shows += no_shows
-            cell.cancelled += cancelled
-            cell.across_partners += across
-
-    for village, sex, band, type_id, kind, served in db.session.execute(_served(people, period)):
-        cells.at((village, sex, band, codes.get(type_id), kind)).served = served
-
-    for village, sex, band, type_id, kind, start_at, created_at in db.session.execute(
-            sa.select(*dims, Appointment.service_type_id, Provider.kind, Appointment.start_at,
-                      CareRequest.created_at)
-            .select_from(CareRequest)
-            .join(Appointment, CareRequest.appointment_id == Appointment.id)
-            .join(Provider, Appointment.provider_id == Provider.id)
-            .join(people, people.c.resident_id == CareRequest.resident_id)
-            .where(period)):
-        days = (start_at - created_at).total_seconds() / 86400
-        for cell in cells.three(village, sex, band, codes[type_id], kind):
-            cell.waits.append(days)
-
-    for village, sex, band, type_id, count in db.session.execute(
-            sa.select(*dims, CareRequest.service_type_id, sa.func.count())
-            .join(people, people.c.resident_id == CareRequest.resident_id)
-            .where(CareRequest.status.in_((RequestStatus.OPEN, RequestStatus.EXPIRED)),
-                   CareRequest.earliest < end, CareRequest.latest > start)
-            .group_by(*dims, CareRequest.service_type_id)):
-        cells.at((village, sex, band, None, None)).unmet += count
-        cells.at((village, None, None, codes[type_id], None)).unmet += count
-
-    for village, sex, band, delivered, not_delivered in db.session.execute(
-            sa.select(*dims, _count(Reminder.status == ReminderStatus.DELIVERED),
-                      _count(Reminder.status != ReminderStatus.DELIVERED))
-            .join(people, people.c.resident_id == Reminder.resident_id)
-            .where(Reminder.sent_at >= start, Reminder.sent_at < end,
-                   Reminder.status.in_(SMS_OUTCOMES))
-            .group_by(*dims)):
-        cell = cells.at((village, sex, band, None, None))
-        cell.sms_delivered, cell.sms_not_delivered = delivered, not_delivered
+    for tag, village, sex, band, type_id, kind, *counts in read(_statement(start, end, paths)):
+        band = BANDS[band] if band is not None else None
+        code = codes[type_id] if type_id is not None else None
+        if tag == "sessions":  # additive: into the resident, service and kind cells
+            booked, completed, no_shows, cancelled, across = counts[:5]
+            for cell in cells.three(village, sex, band, code, kind):
+                cell.booked += booked
+                cell.completed += completed
+                cell.no_shows += no_shows
+                cell.cancelled += cancelled
+                cell.across_partners += across
+        elif tag == "served":
+            cells.at((village, sex, band, code, kind)).served = counts[0]
+        elif tag == "wait":
+            for cell in cells.three(village, sex, band, code, kind):
+                cell.waits.append(counts[0])
+        elif tag == "registered":
+            cells.at((village, sex, band, None, None)).registered = counts[0]
+        elif tag == "unmet":
+            cells.at((village, sex, band, None, None)).unmet += counts[0]
+            cells.at((village, None, None, code, None)).unmet += counts[0]
+        else:
+            cell = cells.at((village, sex, band, None, None))
+            cell.sms_delivered, cell.sms_not_delivered = counts[:2]
     return dict(cells)
 
 
-def _sessions(people: sa.Subquery, period) -> sa.Select:
-    """Additive session counts per (village, sex, band, service type, provider kind)."""
-    dims = (people.c.village_id, people.c.sex, people.c.age_band, Appointment.service_type_id,
-            Provider.kind)
+def _statement(start: datetime, end: datetime, paths) -> sa.CompoundSelect:
+    """Rows of (tag, village, sex, band, service type id, provider kind, n1..n6):
+    registered residents; session counts per (village, sex, band, service type, provider
+    kind); distinct residents served per resident cell, service cell and provider kind
+    cell; one row per wait (n1 in microseconds); unmet requests; SMS outcomes."""
+    people = _people(end, paths)
+    sessions = _sessions(people, start, end)
+    dims = (people.c.village_id, people.c.sex, people.c.band)
+    session_dims = (sessions.c.village_id, sessions.c.sex, sessions.c.band)
+    text, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Integer)
+
+    def row(tag, keys, *counts):
+        return sa.select(sa.literal(tag, sa.String).label("tag"), *keys, *counts,
+                         *([number] * (6 - len(counts))))
+
+    def session_counts(keys, *group):
+        status = sessions.c.status
+        return (row("sessions", keys, _count(sessions.c.recorded == sa.false()),
+                    _count(status == SessionStatus.COMPLETED),
+                    _count(status == SessionStatus.NO_SHOW),
+                    _count(status == SessionStatus.CANCELLED), sa.func.sum(sessions.c.across))
+                .group_by(*group))
+
+    def served(keys, *group):
+        """Distinct residents served, as a count of distinct rows: PostgreSQL hashes a
+        DISTINCT, where COUNT(DISTINCT ...) would sort every session."""
+        done = (sa.select(sessions.c.resident_id, *group)
+                .where(sessions.c.status == SessionStatus.COMPLETED).distinct().subquery())
+        names = {column.name for column in group}
+        keys = [done.c[key.name] if getattr(key, "name", None) in names else key
+                for key in keys]
+        return row("served", keys, sa.func.count()).select_from(done).group_by(
+            *(done.c[name] for name in names))
+
+    resident_keys = (*session_dims, number, text)
+    service_keys = (sessions.c.village_id, text, number, sessions.c.service_type_id, text)
+    kind_keys = (sessions.c.village_id, text, number, number, sessions.c.kind)
+    wait = _microseconds(sessions.c.start_at, CareRequest.created_at)
+    return sa.union_all(
+        row("registered", (*dims, number, text), sa.func.count()).group_by(*dims),
+        session_counts((*session_dims, sessions.c.service_type_id, sessions.c.kind),
+                       *session_dims, sessions.c.service_type_id, sessions.c.kind),
+        served(resident_keys, *session_dims),
+        served(service_keys, sessions.c.village_id, sessions.c.service_type_id),
+        served(kind_keys, sessions.c.village_id, sessions.c.kind),
+        row("wait", (*session_dims, sessions.c.service_type_id, sessions.c.kind), wait)
+        .select_from(sessions).join(CareRequest, CareRequest.appointment_id == sessions.c.id),
+        row("unmet", (*dims, CareRequest.service_type_id, text), sa.func.count())
+        .select_from(CareRequest).join(people, people.c.resident_id == CareRequest.resident_id)
+        .where(CareRequest.status.in_((RequestStatus.OPEN, RequestStatus.EXPIRED)),
+               CareRequest.earliest < end, CareRequest.latest > start)
+        .group_by(*dims, CareRequest.service_type_id),
+        row("sms", (*dims, number, text), _count(Reminder.status == ReminderStatus.DELIVERED),
+            _count(Reminder.status != ReminderStatus.DELIVERED))
+        .select_from(Reminder).join(people, people.c.resident_id == Reminder.resident_id)
+        .where(Reminder.sent_at >= start, Reminder.sent_at < end,
+               Reminder.status.in_(SMS_OUTCOMES))
+        .group_by(*dims),
+    )
+
+
+def _sessions(people: sa.CTE, start: datetime, end: datetime) -> sa.CTE:
+    """The sessions starting in [start, end) of the residents in `people`, with their
+    cell, provider kind and whether they count as across partner regions."""
     village, home = aliased(Region), aliased(Region)
     across = _across_partners(village.path, home.path)
-    status = Appointment.status
-    query = (sa.select(*dims, _count(Appointment.recorded == sa.false()),
-                       _count(status == SessionStatus.COMPLETED),
-                       _count(status == SessionStatus.NO_SHOW),
-                       _count(status == SessionStatus.CANCELLED),
-                       _count((status != SessionStatus.CANCELLED) & across)
-                       if across is not None else sa.literal(0))
+    query = (sa.select(Appointment.id, Appointment.resident_id, Appointment.start_at,
+                       Appointment.status, Appointment.recorded, Appointment.service_type_id,
+                       Provider.kind.label("kind"), people.c.village_id, people.c.sex,
+                       people.c.band,
+                       sa.case((across & (Appointment.status != SessionStatus.CANCELLED), 1),
+                               else_=0).label("across")
+                       if across is not None else sa.literal(0).label("across"))
              .select_from(Appointment)
              .join(people, people.c.resident_id == Appointment.resident_id)
-             .join(Provider, Appointment.provider_id == Provider.id))
+             .join(Provider, Appointment.provider_id == Provider.id)
+             .where(Appointment.start_at >= start, Appointment.start_at < end))
     if across is not None:
         query = (query.join(village, village.id == people.c.village_id)
                  .join(home, home.id == Provider.home_region_id))
-    return query.where(period).group_by(*dims)
+    return query.cte("sessions").prefix_with("MATERIALIZED")
 
 
-def _served(people: sa.Subquery, period) -> sa.CompoundSelect:
-    """Distinct residents with a completed session: per (village, sex, band), per
-    (village, service type) and per (village, provider kind), one union."""
-    done = (sa.select(Appointment.resident_id, Appointment.service_type_id,
-                      Provider.kind.label("kind"))
-            .join(Provider, Appointment.provider_id == Provider.id)
-            .where(period, Appointment.status == SessionStatus.COMPLETED)
-            .distinct().cte("done"))
-    served = sa.func.count(sa.distinct(done.c.resident_id))
-    text, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Integer)
-    joined = done.join(people, people.c.resident_id == done.c.resident_id)
-    village = people.c.village_id
-    return sa.union_all(
-        sa.select(village, people.c.sex, people.c.age_band, number, text, served)
-        .select_from(joined).group_by(village, people.c.sex, people.c.age_band),
-        sa.select(village, text, text, done.c.service_type_id, text, served)
-        .select_from(joined).group_by(village, done.c.service_type_id),
-        sa.select(village, text, text, number, done.c.kind, served)
-        .select_from(joined).group_by(village, done.c.kind),
-    )
+class _Microseconds(sa.sql.functions.FunctionElement):
+    """`later - earlier` in whole microseconds, exactly: (a - b) // 1 µs in Python."""
+
+    type = sa.BigInteger()
+    name = "microseconds"
+    inherit_cache = True
+
+
+def _microseconds(later, earlier) -> sa.ColumnElement:
+    return _Microseconds(later, earlier)
+
+
+@compiles(_Microseconds)
+def _microseconds_postgresql(element, compiler, **kw):
+    # EXTRACT(EPOCH FROM interval) is numeric (exact) from PostgreSQL 14.
+    later, earlier = (compiler.process(part, **kw) for part in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000 AS BIGINT)"
+
+
+@compiles(_Microseconds, "sqlite")
+def _microseconds_sqlite(element, compiler, **kw):
+    # Instants are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds, then
+    # the six digits of microseconds.
+    later, earlier = (compiler.process(part, **kw) for part in element.clauses)
+    return (f"((CAST(strftime('%s', {later}) AS INTEGER) - "
+            f"CAST(strftime('%s', {earlier}) AS INTEGER)) * 1000000 + "
+            f"CAST(substr({later}, 21, 6) AS INTEGER) - CAST(substr({earlier}, 21, 6) AS INTEGER))")

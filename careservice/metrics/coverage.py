@@ -34,7 +34,13 @@ from careservice.core.errors import Forbidden, NotFound, ValidationFailed
 from careservice.core.models import Role
 from careservice.extensions import db
 from careservice.metrics import rollups
-from careservice.metrics.cells import Cell, CellKey, compute_cells
+from careservice.metrics.cells import (
+    MICROSECONDS_PER_DAY,
+    Cell,
+    CellKey,
+    compute_cells,
+    read,
+)
 from careservice.people.models import ProviderKind, Region, RegionKind, path_ids
 from careservice.scheduling.models import ServiceType
 
@@ -102,7 +108,7 @@ def coverage(actor: Actor, *, start: datetime, end: datetime, group_by: str = "r
     if level not in {kind.value for kind in RegionKind}:
         raise ValidationFailed({"level": ["One of province, county, township, village."]})
     paths = scope_paths(actor, region_id)
-    cells, source = rollups.stored_cells(start, end, paths), "rollup"
+    cells, source = rollups.stored_cells(start, end, paths, group_by), "rollup"
     if cells is None:
         cells, source = compute_cells(start, end, paths), "raw"
     return {**fold(cells, group_by, level), "source": source}
@@ -116,10 +122,10 @@ class Lookups:
     @classmethod
     def load(cls) -> "Lookups":
         return cls(
-            {row.id: row for row in db.session.execute(
+            {row.id: row for row in read(
                 sa.select(Region.id, Region.name, Region.kind, Region.path, Region.zone,
                           Region.setting))},
-            dict(db.session.execute(sa.select(ServiceType.code, ServiceType.name)).all()))
+            dict(read(sa.select(ServiceType.code, ServiceType.name)).all()))
 
 
 def fold(cells: dict[CellKey, Cell], group_by: str, level: str = "village",
@@ -139,7 +145,8 @@ def row(group, label, tally: Cell) -> dict:
         "sessions_booked": tally.booked, "sessions_completed": tally.completed,
         "no_show_rate": ratio(tally.no_shows, tally.completed + tally.no_shows),
         "cancellation_rate": ratio(tally.cancelled, tally.booked),
-        "median_wait_days": statistics.median(tally.waits) if tally.waits else None,
+        "median_wait_days": (statistics.median(tally.waits) / MICROSECONDS_PER_DAY
+                             if tally.waits else None),
         "unmet_requests": tally.unmet,
         "sms_delivery_rate": ratio(tally.sms_delivered,
                                    tally.sms_delivered + tally.sms_not_delivered),
@@ -151,7 +158,7 @@ def _rows(cells: dict, people: dict, lookups: Lookups, group_by: str, level: str
     regions = lookups.regions
     if group_by in ("service_type", "provider_kind"):
         # Every resident in scope is registered for each service type and provider kind.
-        registered = sum(cell.registered for cell in people.values())
+        registered = sum(cell.registered for key, cell in people.items() if key[0] is not None)
         position, keys = ((3, sorted(lookups.services)) if group_by == "service_type"
                           else (4, [kind.value for kind in ProviderKind]))
         tallies = {key: Cell(registered=registered) for key in keys}
@@ -181,6 +188,8 @@ def _grouper(group_by: str, level: str, regions: dict):
         ancestors = {}
 
         def ancestor(village_id, _sex, _band):
+            if village_id is None:
+                return None
             if village_id not in ancestors:
                 ancestors[village_id] = next(
                     (region_id for region_id in path_ids(regions[village_id].path)
@@ -192,7 +201,8 @@ def _grouper(group_by: str, level: str, regions: dict):
         return lambda _village_id, _sex, band: band
     if group_by == "sex":
         return lambda _village_id, sex, _band: sex
-    return lambda village_id, _sex, _band: getattr(regions[village_id], group_by)
+    return lambda village_id, _sex, _band: (None if village_id is None
+                                            else getattr(regions[village_id], group_by))
 
 
 def _equity(people: dict, regions: dict) -> dict:
@@ -200,6 +210,8 @@ def _equity(people: dict, regions: dict) -> dict:
     per_setting: dict = defaultdict(lambda: [0, 0])
     per_zone: dict = defaultdict(lambda: [0, 0])
     for (village_id, *_), cell in people.items():
+        if village_id is None:  # merged over villages (rollups.stored_cells)
+            continue
         village = regions[village_id]
         for bucket in (per_village[village_id], per_setting[village.setting],
                        per_zone[village.zone]):

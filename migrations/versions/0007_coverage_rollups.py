@@ -1,4 +1,5 @@
-"""coverage_rollups: stored cells of calendar days, ISO weeks and months
+"""coverage_rollups: stored cells of calendar days, ISO weeks and months; indexes for
+the coverage report on appointments and reminders
 
 Revision ID: 0007
 Revises: 0006
@@ -46,13 +47,21 @@ def upgrade():
     sa.Column('sms_delivered', sa.Integer(), nullable=False),
     sa.Column('sms_not_delivered', sa.Integer(), nullable=False),
     sa.Column('across_partners', sa.Integer(), nullable=False),
-    sa.Column('waits', sa.JSON(), nullable=True),
+    sa.Column('waits', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['period_kind', 'period_start'], ['coverage_rollup_periods.kind', 'coverage_rollup_periods.start_at'], name=op.f('fk_coverage_rollups_period_kind_coverage_rollup_periods'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['village_id'], ['regions.id'], name=op.f('fk_coverage_rollups_village_id_regions')),
     sa.PrimaryKeyConstraint('period_kind', 'period_start', 'village_id', 'sex', 'age_band', 'service_type', 'provider_kind', name=op.f('pk_coverage_rollups'))
     )
+    with op.batch_alter_table('appointments', schema=None) as batch_op:
+        batch_op.create_index('ix_appointments_coverage', ['start_at', 'resident_id', 'provider_id', 'service_type_id', 'status', 'recorded', 'id'], unique=False)
+    with op.batch_alter_table('reminders', schema=None) as batch_op:
+        batch_op.create_index('ix_reminders_coverage', ['sent_at', 'resident_id', 'status'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('reminders', schema=None) as batch_op:
+        batch_op.drop_index('ix_reminders_coverage')
+    with op.batch_alter_table('appointments', schema=None) as batch_op:
+        batch_op.drop_index('ix_appointments_coverage')
     op.drop_table('coverage_rollups')
     op.drop_table('coverage_rollup_periods')
