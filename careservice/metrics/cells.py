@@ -26,7 +26,7 @@ from careservice.reminders.models import Reminder, ReminderStatus
 from careservice.scheduling.models import Appointment, CareRequest, RequestStatus, ServiceType
 from careservice.scheduling.models import Status as SessionStatus
 
-BANDS = ("0-59", "60-69", "70-79", "80+")  # coverage.AGE_BANDS, by index
+BANDS = ("0-59", "60-69", "70-79", "80+")  # the age bands at `to`, in order (API.md)
 FIGURES = ("registered", "served", "booked", "completed", "no_shows", "cancelled", "unmet",
            "sms_delivered", "sms_not_delivered", "across_partners")
 EVERYWHERE = ("/",)

@@ -35,6 +35,7 @@ from careservice.core.models import Role
 from careservice.extensions import db
 from careservice.metrics import rollups
 from careservice.metrics.cells import (
+    BANDS,
     MICROSECONDS_PER_DAY,
     Cell,
     CellKey,
@@ -45,7 +46,7 @@ from careservice.people.models import ProviderKind, Region, RegionKind, path_ids
 from careservice.scheduling.models import ServiceType
 
 GROUPINGS = ("region", "zone", "setting", "age_band", "sex", "service_type", "provider_kind")
-AGE_BANDS = ("0-59", "60-69", "70-79", "80+")
+AGE_BANDS = BANDS
 ROW_FIELDS = ("group", "label", "registered", "served", "coverage_rate", "sessions_booked",
               "sessions_completed", "no_show_rate", "cancellation_rate", "median_wait_days",
               "unmet_requests", "sms_delivery_rate", "sessions_across_partner_regions")
