@@ -21,7 +21,7 @@ PROVIDERS = "/api/v1/providers"
 
 
 @pytest.fixture
-def ready(world, frozen_clock, create_service_type, set_availability):
+def ready(frozen_clock, world, create_service_type, set_availability):
     create_service_type()  # gp_consult: 20 minutes and a 5 minute buffer
     set_availability(world.clinician_a)
     set_availability(world.clinician_b)
