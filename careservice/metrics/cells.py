@@ -202,15 +202,12 @@ def _statement(start: datetime, end: datetime, paths) -> sa.CompoundSelect:
                 .group_by(*group))
 
     def served(keys, *group):
-        """Distinct residents served, as a count of distinct rows: PostgreSQL hashes a
-        DISTINCT, where COUNT(DISTINCT ...) would sort every session."""
-        done = (sa.select(sessions.c.resident_id, *group)
-                .where(sessions.c.status == SessionStatus.COMPLETED).distinct().subquery())
-        names = {column.name for column in group}
-        keys = [done.c[key.name] if getattr(key, "name", None) in names else key
-                for key in keys]
-        return row("served", keys, sa.func.count()).select_from(done).group_by(
-            *(done.c[name] for name in names))
+        """Distinct residents served per group. COUNT(DISTINCT) sorts each group's few
+        rows; a DISTINCT subquery per grouping was hashed in theory, but the planner
+        expects a handful of completed rows from the CTE and sorted (and spilled) all of
+        them three times: 50-100 ms more at a month of 82k sessions."""
+        return (row("served", keys, sa.func.count(sessions.c.resident_id.distinct()))
+                .where(sessions.c.status == SessionStatus.COMPLETED).group_by(*group))
 
     resident_keys = (*session_dims, number, text)
     service_keys = (sessions.c.village_id, text, number, sessions.c.service_type_id, text)
