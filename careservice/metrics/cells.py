@@ -167,8 +167,10 @@ def compute_cells(start: datetime, end: datetime, paths=EVERYWHERE) -> dict[Cell
         elif tag == "wait":
             for cell in cells.three(village, sex, band, code, kind):
                 cell.waits.append(counts[0])
-        elif tag == "registered":
-            cells.at((village, sex, band, None, None)).registered = counts[0]
+        elif tag == "registered":  # per (village, sex): one count per age band
+            for band_name, registered in zip(BANDS, counts, strict=False):
+                if registered:
+                    cells.at((village, sex, band_name, None, None)).registered = registered
         elif tag == "unmet":
             cells.at((village, sex, band, None, None)).unmet += counts[0]
             cells.at((village, None, None, code, None)).unmet += counts[0]
@@ -180,9 +182,10 @@ def compute_cells(start: datetime, end: datetime, paths=EVERYWHERE) -> dict[Cell
 
 def _statement(start: datetime, end: datetime, paths) -> sa.CompoundSelect:
     """Rows of (tag, village, sex, band, service type id, provider kind, n1..n6):
-    registered residents; session counts per (village, sex, band, service type, provider
-    kind); distinct residents served per resident cell, service cell and provider kind
-    cell; one row per wait (n1 in microseconds); unmet requests; SMS outcomes."""
+    registered residents per (village, sex), n1..n4 by age band; session counts per
+    (village, sex, band, service type, provider kind); distinct residents served per
+    resident cell, service cell and provider kind cell; one row per wait (n1 in
+    microseconds); unmet requests; SMS outcomes."""
     people = _people(end, paths)
     sessions = _sessions(people, start, end)
     dims = (people.c.village_id, people.c.sex, people.c.band)
@@ -214,7 +217,11 @@ def _statement(start: datetime, end: datetime, paths) -> sa.CompoundSelect:
     kind_keys = (sessions.c.village_id, text, number, number, sessions.c.kind)
     wait = _microseconds(sessions.c.start_at, CareRequest.created_at)
     return sa.union_all(
-        row("registered", (*dims, number, text), sa.func.count()).group_by(*dims),
+        # By village and sex, a count per band: a quarter of the groups to hash and rows
+        # to read back.
+        row("registered", (people.c.village_id, people.c.sex, number, number, text),
+            *(_count(people.c.band == index) for index in range(len(BANDS))))
+        .group_by(people.c.village_id, people.c.sex),
         session_counts((*session_dims, sessions.c.service_type_id, sessions.c.kind),
                        *session_dims, sessions.c.service_type_id, sessions.c.kind),
         served(resident_keys, *session_dims),
