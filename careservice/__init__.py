@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, has_request_context, request
 
 from careservice.core.settings import load_settings
 
@@ -61,6 +61,9 @@ def _serving_with_flask_run() -> bool:
     return not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
@@ -95,10 +98,13 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
-    """Foreign keys on, WAL, and every transaction BEGIN IMMEDIATE.
+    """Foreign keys on, WAL, and every transaction that may write BEGIN IMMEDIATE.
 
     IMMEDIATE takes SQLite's write lock at BEGIN, so two writers queue on the
     busy timeout instead of one failing with "database is locked" half-way.
+    A GET, HEAD or OPTIONS request only reads: its transaction begins deferred
+    and reads a WAL snapshot, so a slow report or a slot listing never holds
+    up a booking. Jobs and commands, outside requests, always begin IMMEDIATE.
     """
 
     @sa.event.listens_for(engine, "connect")
@@ -113,7 +119,8 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = has_request_context() and request.method in READ_ONLY_METHODS
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def _register_blueprints(app: Flask) -> None:
