@@ -90,11 +90,12 @@ def _candidates(freed: Appointment, now: datetime) -> list[CareRequest]:
     return [request for *_, request in sorted(candidates)]
 
 
-def _book(actor: Actor, freed: Appointment, request: CareRequest) -> Appointment:
+def _book(actor: Actor, freed: Appointment, request: CareRequest, within=None) -> Appointment:
     return booking.book_appointment(actor, resident_id=request.resident_id,
                                     provider_id=freed.provider_id,
                                     service_type=freed.service_type.code,
-                                    start=freed.start_at, care_request_id=request.id)
+                                    start=freed.start_at, care_request_id=request.id,
+                                    within=within)
 
 
 def _fill(actor: Actor, freed: Appointment, now) -> int:
@@ -216,38 +217,45 @@ def missed_offer(residents: list[Resident], now: datetime) -> bool:
             SlotOffer.updated_at > now - timedelta(days=1)).limit(1)).first() is not None
 
 
+class OfferGone(Exception):
+    """The offer was answered or ran out meanwhile."""
+
+
 def answer_offer(offer: SlotOffer, intent: str, actor: Actor) -> str:
     """Take (1) or decline (2) an offer; the reply's kind. Commits."""
     now = utcnow()
     if intent == Intent.CANCEL:
         _settle(offer, OfferStatus.DECLINED, now)
-        offer_next(offer.freed_appointment, now)
-        return Kind.REPLY_OFFER_DECLINED
-    # Compare-and-swap: an answer racing the expiry job, or a second answer, loses.
-    if not _settle(offer, OfferStatus.ACCEPTED, now):
-        return Kind.REPLY_OFFER_GONE
-    try:
-        appointment = _book(actor, offer.freed_appointment, offer.care_request)
-    except ServiceError as refusal:
-        db.session.rollback()
-        log.info("offer %s could not be booked: %s", offer.id, refusal.message)
-        db.session.execute(sa.update(SlotOffer).where(SlotOffer.id == offer.id)
-                           .values(status=OfferStatus.LAPSED, updated_at=now))
         db.session.commit()
         offer_next(offer.freed_appointment, now)
+        return Kind.REPLY_OFFER_DECLINED
+
+    def accept(appointment: Appointment) -> None:
+        # In the booking's own transaction: an answer racing the expiry job, or a
+        # second answer, books nothing; a crash half-way leaves the offer pending.
+        if not _settle(offer, OfferStatus.ACCEPTED, now, appointment_id=appointment.id):
+            raise OfferGone
+
+    try:
+        _book(actor, offer.freed_appointment, offer.care_request, within=accept)
+    except OfferGone:
         return Kind.REPLY_OFFER_GONE
-    db.session.execute(sa.update(SlotOffer).where(SlotOffer.id == offer.id)
-                       .values(appointment_id=appointment.id, updated_at=now))
-    db.session.commit()
+    except ServiceError as refusal:
+        log.info("offer %s could not be booked: %s", offer.id, refusal.message)
+        lapsed = _settle(offer, OfferStatus.LAPSED, now)
+        db.session.commit()
+        if lapsed:
+            offer_next(offer.freed_appointment, now)
+        return Kind.REPLY_OFFER_GONE
     return Kind.REPLY_OFFER_TAKEN
 
 
-def _settle(offer: SlotOffer, status: OfferStatus, now: datetime) -> bool:
-    settled = db.session.execute(
+def _settle(offer: SlotOffer, status: OfferStatus, now: datetime, **values) -> bool:
+    """Compare-and-swap a pending offer that has not run out to `status`, in the
+    caller's transaction; whether it was still pending."""
+    return bool(db.session.execute(
         sa.update(SlotOffer).where(SlotOffer.id == offer.id,
                                    SlotOffer.status == OfferStatus.PENDING,
                                    SlotOffer.expires_at > now)
-        .values(status=status, updated_at=now)
-        .execution_options(synchronize_session=False)).rowcount
-    db.session.commit()
-    return bool(settled)
+        .values(status=status, updated_at=now, **values)
+        .execution_options(synchronize_session=False)).rowcount)

@@ -457,7 +457,11 @@ def _take_care_request(actor: Actor, request_id: int, resident: Resident,
 
 
 def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, service_type: str,
-                     start: datetime, care_request_id: int | None = None) -> Appointment:
+                     start: datetime, care_request_id: int | None = None,
+                     within: Callable[[Appointment], None] | None = None) -> Appointment:
+    """Book one session. `within` runs in the same transaction once the appointment
+    is placed, for a caller whose own change must land with the booking or not at
+    all; whatever it raises undoes the booking and reaches the caller."""
     check_may_book(actor)
 
     def work():
@@ -480,6 +484,8 @@ def book_appointment(actor: Actor, *, resident_id: int, provider_id: int, servic
                 raise Conflict("The care request was booked meanwhile.")
         audit.record(actor, "appointment.book", "appointment", appointment.id,
                      resident_id=resident.id, provider_id=provider.id)
+        if within is not None:
+            within(appointment)
         return appointment
 
     return run_unit(work)

@@ -12,10 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from careservice.extensions import db
-from careservice.matching.backfill import backfill_freed_slots
+from careservice.matching.backfill import answer_offer, backfill_freed_slots
 from careservice.matching.models import OfferStatus, SlotOffer
+from careservice.reminders.keywords import Intent
 from careservice.reminders.messages import Kind
 from careservice.reminders.models import Reminder
+from careservice.reminders.replies import SMS_ACTOR
 from careservice.scheduling import booking
 from careservice.scheduling.models import Appointment, CareRequest, Status
 from tests.matching.conftest import SYSTEM, TEN
@@ -96,6 +98,30 @@ def test_replying_1_books_the_slot_and_links_the_request(request_for, world, fre
     kinds = {r.kind for r in db.session.execute(sa.select(Reminder).where(
         Reminder.appointment_id == taken.id)).scalars()}
     assert Kind.CONFIRMATION in kinds
+
+
+def test_a_failure_while_booking_an_accepted_offer_leaves_it_pending(
+        request_for, world, freed_slot, monkeypatch):
+    request = request_for(world.resident_a2)
+    backfill_freed_slots()
+    [offer] = offers()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(booking.audit, "record", broken)
+    with pytest.raises(RuntimeError):
+        answer_offer(offer, Intent.CONFIRM, SMS_ACTOR)
+
+    # Nothing half-done: no session, the offer still open to a "1" that works.
+    assert live_at_ten() == []
+    [offer] = offers()
+    assert (offer.status, offer.appointment_id) == (OfferStatus.PENDING, None)
+    assert db.session.get(CareRequest, request.id).status == "open"
+    monkeypatch.undo()
+    assert answer_offer(offer, Intent.CONFIRM, SMS_ACTOR) == Kind.REPLY_OFFER_TAKEN
+    [taken] = live_at_ten()
+    assert offers()[0].appointment_id == taken.id
 
 
 def test_replying_2_passes_the_slot_to_the_next_in_line(
