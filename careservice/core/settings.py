@@ -41,6 +41,7 @@ ENV_VARS = {
     "CARESERVICE_BACKFILL_MODE": "BACKFILL_MODE",
     "CARESERVICE_BACKFILL_OFFER_MINUTES": "BACKFILL_OFFER_MINUTES",
     "CARESERVICE_METRICS_ROLLUP_DAYS": "METRICS_ROLLUP_DAYS",
+    "CARESERVICE_METRICS_ROLLUP_KEEP_DAYS": "METRICS_ROLLUP_KEEP_DAYS",
     "TWILIO_ACCOUNT_SID": "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER": "TWILIO_FROM_NUMBER",
@@ -171,6 +172,10 @@ def _validate(s: dict, instance_path: str) -> None:
     days = s["METRICS_ROLLUP_DAYS"]
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
         raise SettingsError("METRICS_ROLLUP_DAYS must be a whole number of days, 1 to 366")
+    keep = s["METRICS_ROLLUP_KEEP_DAYS"]
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        raise SettingsError("METRICS_ROLLUP_KEEP_DAYS must be a whole number of days, "
+                            "0 (keep every day) or more")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:
         raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):

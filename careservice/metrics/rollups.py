@@ -136,6 +136,18 @@ def rebuild_all(periods: list[tuple[PeriodKind, date]], tz_name: str, *,
         yield kind, first, count
 
 
+def drop_days_before(before: datetime) -> int:
+    """Drop the day rollups that start before `before`, cells and all (reports for
+    those days read the raw rows again); the number of days dropped. A day is a
+    village's every cell again, so days are what a province's rollups grow by."""
+    old = (CoverageRollupPeriod.kind == PeriodKind.DAY, CoverageRollupPeriod.start_at < before)
+    db.session.execute(sa.delete(CoverageRollup).where(
+        CoverageRollup.period_kind == PeriodKind.DAY, CoverageRollup.period_start < before))
+    dropped = db.session.execute(sa.delete(CoverageRollupPeriod).where(*old)).rowcount
+    db.session.commit()
+    return dropped
+
+
 # Reading
 
 

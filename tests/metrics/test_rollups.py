@@ -270,6 +270,36 @@ def test_the_job_rebuilds_the_recent_days_and_their_complete_weeks_and_months(
         assert urban["served"] == (3 if period is NOVEMBER else 1), period
 
 
+def test_the_job_drops_day_rollups_past_the_keep_setting_and_keeps_weeks_and_months(
+        client, auth, data, app, monkeypatch):
+    monkeypatch.setitem(app.config, "METRICS_ROLLUP_DAYS", 2)
+    monkeypatch.setitem(app.config, "METRICS_ROLLUP_KEEP_DAYS", 20)  # from 11 November on
+    for day in (date(2026, 11, 2), date(2026, 11, 10), date(2026, 11, 11)):
+        build(PeriodKind.DAY, day)
+    build(PeriodKind.WEEK, date(2026, 11, 2))
+    second = {"from": "2026-11-02T00:00:00Z", "to": "2026-11-03T00:00:00Z"}
+    kept = fetch(client, auth, data.user["admin"], second).json
+
+    roll_up_coverage()
+
+    assert {(kind, start.date()) for kind, start in built()
+            if start.date() < date(2026, 11, 29)} == {
+        ("day", date(2026, 11, 11)), ("week", date(2026, 11, 2)),
+        ("week", date(2026, 11, 23)), ("month", date(2026, 11, 1))}
+    assert db.session.execute(sa.select(sa.func.count()).select_from(CoverageRollup).where(
+        CoverageRollup.period_kind == "day",
+        CoverageRollup.period_start < utc(date(2026, 11, 11)))).scalar_one() == 0
+    # The dropped day is read from the rows again, with the same figures.
+    response = fetch(client, auth, data.user["admin"], second)
+    assert response.headers["X-Coverage-Source"] == "raw"
+    assert response.json == kept
+
+    monkeypatch.setitem(app.config, "METRICS_ROLLUP_KEEP_DAYS", 0)  # 0: keep every day
+    build(PeriodKind.DAY, date(2026, 11, 2))
+    roll_up_coverage()
+    assert ("day", utc(date(2026, 11, 2))) in built()
+
+
 def test_the_job_follows_the_service_time_zone(app, data, monkeypatch, frozen_clock):
     monkeypatch.setitem(app.config, "DEFAULT_TIMEZONE", "Asia/Shanghai")
     monkeypatch.setitem(app.config, "METRICS_ROLLUP_DAYS", 2)
@@ -380,6 +410,12 @@ def test_age_bands_in_sql_agree_with_age_band_at_the_boundaries(
 def test_a_bad_metrics_rollup_days_setting_stops_the_start(value, tmp_path):
     with pytest.raises(SettingsError, match="METRICS_ROLLUP_DAYS"):
         load_settings(str(tmp_path), {"ENV": "testing", "METRICS_ROLLUP_DAYS": value})
+
+
+@pytest.mark.parametrize("value", [-1, "400", True, 2.5])
+def test_a_bad_metrics_rollup_keep_days_setting_stops_the_start(value, tmp_path):
+    with pytest.raises(SettingsError, match="METRICS_ROLLUP_KEEP_DAYS"):
+        load_settings(str(tmp_path), {"ENV": "testing", "METRICS_ROLLUP_KEEP_DAYS": value})
 
 
 def test_metrics_rollup_days_comes_from_the_environment(monkeypatch, tmp_path):
