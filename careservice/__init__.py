@@ -75,6 +75,7 @@ def _init_extensions(app: Flask) -> None:
     import careservice.core.models  # noqa: F401
     import careservice.matching.models  # noqa: F401
     import careservice.metrics.models  # noqa: F401
+    import careservice.metrics.rollups  # noqa: F401 - listens for changed sessions
     import careservice.people.models  # noqa: F401
     import careservice.reminders.models  # noqa: F401
     import careservice.scheduling.models  # noqa: F401

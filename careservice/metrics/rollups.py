@@ -29,6 +29,7 @@ from careservice.metrics.cells import (
 )
 from careservice.metrics.models import CoverageRollup, CoverageRollupPeriod, PeriodKind
 from careservice.people.models import Region
+from careservice.scheduling.signals import sessions_changed
 
 # pg_advisory_xact_lock namespace (scheduling.booking uses 1 and 2): one rebuild at a time,
 # so two scheduler processes rebuilding a period queue instead of racing.
@@ -134,6 +135,32 @@ def rebuild_all(periods: list[tuple[PeriodKind, date]], tz_name: str, *,
         if progress is not None:
             progress(kind, first, done, len(periods), count)
         yield kind, first, count
+
+
+@sessions_changed.connect
+def drop_periods_holding(_sender=None, *, starts) -> int:
+    """Sessions starting at `starts` were recorded or changed status, in the caller's
+    unit of work: the stored periods holding them are dropped with it, so their
+    reports read the rows (current at once) until the job or `metrics rebuild` stores
+    them again. Only a start in the past can lie in a stored period (a period is
+    stored once it is over), so future sessions cost nothing here."""
+    now = utcnow()
+    past = sorted({start for start in starts if start < now})
+    if not past:
+        return 0
+    # A rebuild running meanwhile holds this lock: it stores its cells first and we
+    # drop them after, or it waits and computes with this change.
+    advisory_locks(db.session, (ROLLUP_LOCK, 0))
+    holding = sa.or_(*((CoverageRollupPeriod.start_at <= start)
+                       & (CoverageRollupPeriod.end_at > start) for start in past))
+    periods = db.session.execute(sa.select(CoverageRollupPeriod.kind,
+                                           CoverageRollupPeriod.start_at).where(holding)).all()
+    for kind, start_at in periods:
+        db.session.execute(sa.delete(CoverageRollup).where(
+            CoverageRollup.period_kind == kind, CoverageRollup.period_start == start_at))
+        db.session.execute(sa.delete(CoverageRollupPeriod).where(
+            CoverageRollupPeriod.kind == kind, CoverageRollupPeriod.start_at == start_at))
+    return len(periods)
 
 
 def drop_days_before(before: datetime) -> int:

@@ -63,6 +63,7 @@ from careservice.scheduling.models import (
     ServiceType,
     Status,
 )
+from careservice.scheduling.signals import sessions_changed
 from careservice.scheduling.slots import (
     Limits,
     fits_availability,
@@ -505,6 +506,7 @@ def record_session(actor: Actor, *, resident_id: int, provider_id: int, service_
                                         check_calendar=False, notes=notes)
         audit.record(actor, "appointment.record", "appointment", appointment.id,
                      resident_id=resident.id, provider_id=provider.id, outcome=outcome)
+        sessions_changed.send(starts=[start])
         return appointment
 
     return run_unit(work)
@@ -548,6 +550,7 @@ def change_status(actor: Actor, appointment_id: int, target: Status, *,
             db.session.flush()
             outbox.queue_cancellation(appointment, now)
         audit.record(actor, f"appointment.{target}", "appointment", appointment.id)
+        sessions_changed.send(starts=[appointment.start_at])
         return appointment
 
     return run_unit(work)

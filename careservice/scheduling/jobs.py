@@ -12,6 +12,7 @@ from careservice.extensions import db
 from careservice.scheduling.care_requests import expire_care_requests
 from careservice.scheduling.models import UPCOMING, Appointment, Status
 from careservice.scheduling.series import extend_all_series
+from careservice.scheduling.signals import sessions_changed
 
 BATCH = 500
 
@@ -30,15 +31,19 @@ def mark_no_shows(now=None) -> int:
         if not ids:
             return total
         # Compare-and-swap per row: a check-in that lands meanwhile wins.
+        starts = []
         for appointment_id in ids:
-            changed = db.session.execute(
+            start = db.session.execute(
                 sa.update(Appointment)
                 .where(Appointment.id == appointment_id, Appointment.status.in_(UPCOMING))
                 .values(status=Status.NO_SHOW, version=Appointment.version + 1, updated_at=now)
-            ).rowcount
-            if changed:
+                .returning(Appointment.start_at)
+            ).scalar()
+            if start is not None:
                 audit.record(actor, "appointment.no_show", "appointment", appointment_id)
-                total += changed
+                starts.append(start)
+        sessions_changed.send(starts=starts)
+        total += len(starts)
         db.session.commit()
 
 

@@ -21,7 +21,9 @@ from careservice.metrics.cells import compute_cells
 from careservice.metrics.coverage import AGE_BANDS, GROUPINGS, age_band, coverage, fold
 from careservice.metrics.jobs import roll_up_coverage
 from careservice.metrics.models import CoverageRollup, CoverageRollupPeriod, PeriodKind
-from careservice.scheduling.booking import record_session
+from careservice.scheduling.booking import change_status, record_session
+from careservice.scheduling.jobs import mark_no_shows
+from careservice.scheduling.models import Appointment, Status
 from tests.metrics.test_coverage import EXPECTED_VILLAGE, build_dataset, by_region, check_rows
 
 URL = "/api/v1/metrics/coverage"
@@ -188,26 +190,58 @@ def test_rebuilding_a_period_is_idempotent(client, auth, data):
     assert fetch(client, auth, data.user["admin"], NOVEMBER).json == report
 
 
-def test_a_change_after_a_rebuild_is_picked_up_by_the_next_one(client, auth, data):
+def test_a_late_record_drops_the_rollups_holding_it_until_the_next_rebuild(
+        client, auth, data):
     build(PeriodKind.MONTH, date(2026, 11, 1))
+    build(PeriodKind.DAY, date(2026, 11, 25))
+    build(PeriodKind.DAY, date(2026, 11, 26))
     admin = data.user["admin"]
-    before = fetch(client, auth, admin, NOVEMBER, group_by="age_band").json
     # r3 (70-79) seen on 25 November, recorded afterwards: served, as a late record is.
     record_session(SYSTEM, resident_id=data.resident["r3"], provider_id=data.provider["GW"],
                    service_type="elder_home_visit", start=datetime(2026, 11, 25, 3, tzinfo=UTC),
                    outcome="completed")
 
-    stale = fetch(client, auth, admin, NOVEMBER, group_by="age_band").json
+    # At once: the month and that day read the rows; another day keeps its rollup.
+    current = fetch(client, auth, admin, NOVEMBER, group_by="age_band")
+    assert current.headers["X-Coverage-Source"] == "raw"
+    band = {row["group"]: row for row in current.json["rows"]}["70-79"]
+    assert (band["served"], band["sessions_completed"]) == (2, 2)
+    assert set(built()) == {("day", utc(date(2026, 11, 26)))}
     build(PeriodKind.MONTH, date(2026, 11, 1))
     fresh = fetch(client, auth, admin, NOVEMBER, group_by="age_band")
-
-    assert stale == before
     assert fresh.headers["X-Coverage-Source"] == "rollup"
-    band = {row["group"]: row for row in fresh.json["rows"]}["70-79"]
-    assert (band["served"], band["sessions_completed"]) == (2, 2)
-    start, end = rollups.span(PeriodKind.MONTH, date(2026, 11, 1), "UTC")
-    raw = fold(compute_cells(start, end), "age_band")
-    assert fresh.json == raw
+    assert fresh.json == current.json
+
+
+def test_a_status_change_of_a_past_session_drops_its_rollups_and_a_future_one_none(
+        client, auth, data):
+    build(PeriodKind.MONTH, date(2026, 11, 1))
+
+    def booked(*when):
+        return db.session.execute(sa.select(Appointment.id).where(
+            *when, Appointment.status == Status.BOOKED)).scalars().first()
+
+    change_status(SYSTEM, booked(Appointment.start_at >= utc(date(2026, 12, 1))),
+                  Status.CONFIRMED)  # r9's session on 5 December
+    assert set(built()) == {("month", utc(date(2026, 11, 1)))}
+
+    change_status(SYSTEM, booked(Appointment.start_at < utc(date(2026, 12, 1))), Status.NO_SHOW)
+
+    assert built() == {}
+    assert fetch(client, auth, data.user["admin"],
+                 NOVEMBER).headers["X-Coverage-Source"] == "raw"
+
+
+def test_sessions_the_scheduler_marks_no_shows_drop_their_rollups(client, auth, data):
+    build(PeriodKind.MONTH, date(2026, 11, 1))
+    build(PeriodKind.MONTH, date(2026, 10, 1))
+
+    assert mark_no_shows() == 2  # S6 and S12, never checked in
+
+    assert set(built()) == {("month", utc(date(2026, 10, 1)))}
+    response = fetch(client, auth, data.user["admin"], NOVEMBER)
+    assert response.headers["X-Coverage-Source"] == "raw"
+    assert sum(row["sessions_completed"] for row in response.json["rows"]) == 6
 
 
 def days(first: date, last: date) -> list[date]:
