@@ -45,6 +45,18 @@ def local_date(instant: datetime, tz_name: str) -> date:
     return instant.astimezone(zone(tz_name)).date()
 
 
+def local_midnight(day: date, tz_name: str) -> datetime:
+    """The UTC instant at which `day` begins on the wall clock of `tz_name`."""
+    return datetime.combine(day, time(0), tzinfo=zone(tz_name)).astimezone(UTC)
+
+
+def local_day(instant: datetime, tz_name: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the local calendar day holding `instant` (23 or 25 hours
+    on the days the clocks change)."""
+    day = local_date(instant, tz_name)
+    return local_midnight(day, tz_name), local_midnight(day + timedelta(days=1), tz_name)
+
+
 def today_utc() -> date:
     return utcnow().date()
 

@@ -10,12 +10,12 @@ callbacks.
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from careservice.core.db import advisory_locks
-from careservice.core.time import utcnow, zone
+from careservice.core.time import local_midnight, utcnow
 from careservice.extensions import db
 from careservice.metrics.cells import (
     EVERYWHERE,
@@ -60,9 +60,7 @@ def next_start(kind: PeriodKind, first: date) -> date:
 
 def span(kind: PeriodKind, first: date, tz_name: str) -> tuple[datetime, datetime]:
     """The UTC instants of [first, next start) at local midnight in `tz_name`."""
-    tz = zone(tz_name)
-    return (datetime.combine(first, time(0), tzinfo=tz).astimezone(zone("UTC")),
-            datetime.combine(next_start(kind, first), time(0), tzinfo=tz).astimezone(zone("UTC")))
+    return local_midnight(first, tz_name), local_midnight(next_start(kind, first), tz_name)
 
 
 def periods_within(first: date, last: date) -> list[tuple[PeriodKind, date]]:

@@ -45,7 +45,7 @@ from careservice.core.errors import (
 )
 from careservice.core.models import Role
 from careservice.core.pagination import paginate
-from careservice.core.time import UTCDateTime, overlaps, utcnow, zone
+from careservice.core.time import UTCDateTime, local_day, overlaps, utcnow
 from careservice.extensions import db
 from careservice.people.models import Modality, Provider, Region, Resident, provider_regions
 from careservice.people.services import (
@@ -329,11 +329,9 @@ def _guarded_insert() -> sa.Insert:
 
 def _guard_params(provider: Provider, resident_id: int, start: datetime, end: datetime,
                   block_end: datetime) -> dict:
-    tz = zone(provider.timezone)
-    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    day_start, day_end = local_day(start, provider.timezone)
     return {"provider_id": provider.id, "resident_id": resident_id, "start": start, "end": end,
-            "block_end": block_end, "day_start": day_start,
-            "day_end": day_start + timedelta(days=1)}
+            "block_end": block_end, "day_start": day_start, "day_end": day_end}
 
 
 def find_refusal(provider: Provider, resident_id: int, start: datetime, end: datetime,
@@ -376,8 +374,7 @@ def insert_guarded(appointment: Appointment, provider: Provider, *, check_cap: b
 def travel_minutes(provider: Provider, village: Region, start: datetime) -> int | None:
     """Minutes from the caregiver's previous visit that day (or home) to this village,
     by great-circle distance at the configured speed."""
-    tz = zone(provider.timezone)
-    day_start = datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    day_start, _ = local_day(start, provider.timezone)
     previous = db.session.execute(
         sa.select(Region).join(Appointment, Appointment.visit_region_id == Region.id).where(
             Appointment.provider_id == provider.id, Appointment.status.in_(LIVE),
