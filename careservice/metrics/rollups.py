@@ -105,10 +105,7 @@ def rebuild(kind: PeriodKind, first: date, tz_name: str, *, if_changed: bool = F
     if if_changed and stored_cells(start, end, EVERYWHERE) == cells:
         db.session.rollback()
         return None
-    where = (CoverageRollup.period_kind == kind, CoverageRollup.period_start == start)
-    db.session.execute(sa.delete(CoverageRollup).where(*where))
-    db.session.execute(sa.delete(CoverageRollupPeriod).where(
-        CoverageRollupPeriod.kind == kind, CoverageRollupPeriod.start_at == start))
+    _drop(CoverageRollupPeriod.kind == kind, CoverageRollupPeriod.start_at == start)
     db.session.add(CoverageRollupPeriod(kind=kind, start_at=start, end_at=end,
                                         timezone=tz_name, cells=len(cells), built_at=utcnow()))
     db.session.flush()
@@ -149,28 +146,25 @@ def drop_periods_holding(_sender=None, *, starts) -> int:
     # A rebuild running meanwhile holds this lock: it stores its cells first and we
     # drop them after, or it waits and computes with this change.
     advisory_locks(db.session, (ROLLUP_LOCK, 0))
-    holding = sa.or_(*((CoverageRollupPeriod.start_at <= start)
-                       & (CoverageRollupPeriod.end_at > start) for start in past))
-    periods = db.session.execute(sa.select(CoverageRollupPeriod.kind,
-                                           CoverageRollupPeriod.start_at).where(holding)).all()
-    for kind, start_at in periods:
-        db.session.execute(sa.delete(CoverageRollup).where(
-            CoverageRollup.period_kind == kind, CoverageRollup.period_start == start_at))
-        db.session.execute(sa.delete(CoverageRollupPeriod).where(
-            CoverageRollupPeriod.kind == kind, CoverageRollupPeriod.start_at == start_at))
-    return len(periods)
+    return _drop(sa.or_(*((CoverageRollupPeriod.start_at <= start)
+                          & (CoverageRollupPeriod.end_at > start) for start in past)))
 
 
 def drop_days_before(before: datetime) -> int:
     """Drop the day rollups that start before `before`, cells and all (reports for
     those days read the raw rows again); the number of days dropped. A day is a
     village's every cell again, so days are what a province's rollups grow by."""
-    old = (CoverageRollupPeriod.kind == PeriodKind.DAY, CoverageRollupPeriod.start_at < before)
-    db.session.execute(sa.delete(CoverageRollup).where(
-        CoverageRollup.period_kind == PeriodKind.DAY, CoverageRollup.period_start < before))
-    dropped = db.session.execute(sa.delete(CoverageRollupPeriod).where(*old)).rowcount
+    dropped = _drop(CoverageRollupPeriod.kind == PeriodKind.DAY,
+                    CoverageRollupPeriod.start_at < before)
     db.session.commit()
     return dropped
+
+
+def _drop(*where) -> int:
+    """Delete the stored periods matching `where`; their cells go with them (the
+    foreign key cascades). The number of periods."""
+    return db.session.execute(sa.delete(CoverageRollupPeriod).where(*where)
+                              .execution_options(synchronize_session=False)).rowcount
 
 
 # Reading
