@@ -137,3 +137,12 @@ def test_bad_values_are_refused_naming_the_variable(tmp_path, monkeypatch, varia
 
     named = variable.removeprefix("CARESERVICE_")
     assert named in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["MIN_NOTICE_MINUTES", "BOOKING_HORIZON_DAYS",
+                                 "DISPATCH_BATCH", "NO_SHOW_AFTER_MINUTES",
+                                 "SMS_RATE_PER_SECOND", "METRICS_ROLLUP_KEEP_DAYS"])
+def test_a_boolean_is_not_a_number(tmp_path, key):
+    # In a TOML file or an override, `true` must not pass as 1.
+    with pytest.raises(SettingsError, match=key):
+        load_settings(str(tmp_path), {"ENV": "testing", key: True})

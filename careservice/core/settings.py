@@ -116,6 +116,11 @@ def load_settings(instance_path: str, overrides: dict | None = None) -> dict:
     return settings
 
 
+def _is_whole(value) -> bool:
+    """An int that is not a bool (TOML's true would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _validate(s: dict, instance_path: str) -> None:
     from careservice.core.time import is_valid_timezone
 
@@ -146,36 +151,30 @@ def _validate(s: dict, instance_path: str) -> None:
         raise SettingsError("CARESERVICE_QUIET_HOURS must look like 21:00-08:00, or be off")
     s["QUIET_HOURS"] = quiet
     for key in ("MIN_NOTICE_MINUTES", "SLOT_STEP_MINUTES"):
-        if not isinstance(s[key], int) or s[key] < 0:
+        if not _is_whole(s[key]) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number of minutes, 0 or more")
     for key in ("BOOKING_HORIZON_DAYS", "TOKEN_TTL_HOURS", "LOGIN_MAX_FAILURES",
                 "LOGIN_FAILURE_WINDOW_SECONDS", "MAX_CONTENT_LENGTH", "TRAVEL_SPEED_KMH",
-                "SERIES_AHEAD_DAYS"):
-        if not isinstance(s[key], int) or s[key] <= 0:
+                "SERIES_AHEAD_DAYS", "DISPATCH_BATCH", "DISPATCH_CONCURRENCY",
+                "DISPATCH_LEASE_SECONDS", "DISPATCH_INTERVAL_SECONDS", "SMS_MAX_ATTEMPTS",
+                "SMS_RETRY_BASE_SECONDS", "SMS_TIMEOUT_SECONDS", "RECONCILE_INTERVAL_SECONDS",
+                "BACKFILL_OFFER_MINUTES"):
+        if not _is_whole(s[key]) or s[key] <= 0:
             raise SettingsError(f"{key} must be a positive whole number")
-    for key in ("DISPATCH_BATCH", "DISPATCH_CONCURRENCY", "DISPATCH_LEASE_SECONDS",
-                "DISPATCH_INTERVAL_SECONDS", "SMS_MAX_ATTEMPTS", "SMS_RETRY_BASE_SECONDS",
-                "SMS_TIMEOUT_SECONDS", "RECONCILE_INTERVAL_SECONDS"):
-        if not isinstance(s[key], int) or s[key] <= 0:
-            raise SettingsError(f"{key} must be a positive whole number")
-    if not isinstance(s["SMS_RATE_PER_SECOND"], int | float) or s["SMS_RATE_PER_SECOND"] < 0:
+    rate = s["SMS_RATE_PER_SECOND"]
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or rate < 0:
         raise SettingsError("SMS_RATE_PER_SECOND must be 0 (no limit) or more")
     if not _CLOCK.match(str(s["DIGEST_LOCAL_TIME"])):
         raise SettingsError("DIGEST_LOCAL_TIME must look like 18:00")
-    for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES", "RECONCILE_AFTER_SECONDS"):
-        if not isinstance(s[key], int) or s[key] < 0:
+    for key in ("NO_SHOW_AFTER_MINUTES", "BOOKING_RETRIES", "RECONCILE_AFTER_SECONDS",
+                "METRICS_ROLLUP_KEEP_DAYS"):
+        if not _is_whole(s[key]) or s[key] < 0:
             raise SettingsError(f"{key} must be a whole number, 0 or more")
     if s["BACKFILL_MODE"] not in ("book", "offer", "off"):
         raise SettingsError("BACKFILL_MODE must be book, offer or off")
-    if not isinstance(s["BACKFILL_OFFER_MINUTES"], int) or s["BACKFILL_OFFER_MINUTES"] <= 0:
-        raise SettingsError("BACKFILL_OFFER_MINUTES must be a positive whole number")
     days = s["METRICS_ROLLUP_DAYS"]
-    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+    if not _is_whole(days) or not 1 <= days <= 366:
         raise SettingsError("METRICS_ROLLUP_DAYS must be a whole number of days, 1 to 366")
-    keep = s["METRICS_ROLLUP_KEEP_DAYS"]
-    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-        raise SettingsError("METRICS_ROLLUP_KEEP_DAYS must be a whole number of days, "
-                            "0 (keep every day) or more")
     if "{token}" not in s["JOIN_URL_TEMPLATE"]:
         raise SettingsError("JOIN_URL_TEMPLATE must contain {token}")
     if not s["PUBLIC_URL"].startswith(("http://", "https://")):

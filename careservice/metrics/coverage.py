@@ -97,7 +97,6 @@ def scope_paths(actor: Actor, region_id: int | None) -> list[str]:
     return list(actor.region_paths)
 
 
-
 def coverage(actor: Actor, *, start: datetime, end: datetime, group_by: str = "region",
              region_id: int | None = None, level: str = "village") -> dict:
     """The report: rows, equity, and `source`, "rollup" when [start, end) is a stored
