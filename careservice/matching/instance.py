@@ -52,6 +52,7 @@ from careservice.scheduling.slots import (
     Taken,
     free_starts,
     instants,
+    offers,
     session_span,
 )
 
@@ -246,11 +247,6 @@ def _last_providers(residents) -> dict[tuple[int, int], int]:
     return last
 
 
-def offers_service(provider, kind) -> bool:
-    return (kind.modality in provider.modalities
-            and (not kind.required_skill or kind.required_skill in provider.skills))
-
-
 def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
     """Who may serve each (village, service) that has requests: offers the service
     and serves the village (their service regions, else their home region)."""
@@ -258,7 +254,7 @@ def _eligibility(instance: Instance, regions: dict, areas: dict) -> None:
     for provider in instance.providers.values():
         for path in areas.get(provider.id) or [regions[provider.home_region_id].path]:
             by_area[path].append(provider)
-    offering = {kind_id: {p.id for p in instance.providers.values() if offers_service(p, kind)}
+    offering = {kind_id: {p.id for p in instance.providers.values() if offers(p, kind)}
                 for kind_id, kind in instance.service_types.items()}
     found: dict[tuple, list[int]] = {}  # (the regions above served by someone, service) -> ids
     for request in instance.requests:
