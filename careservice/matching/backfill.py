@@ -10,6 +10,7 @@ request that fits it. BACKFILL_MODE says how:
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -221,11 +222,15 @@ class OfferGone(Exception):
     """The offer was answered or ran out meanwhile."""
 
 
-def answer_offer(offer: SlotOffer, intent: str, actor: Actor) -> str:
-    """Take (1) or decline (2) an offer; the reply's kind. Commits."""
+def answer_offer(offer: SlotOffer, intent: str, actor: Actor,
+                 within: Callable[[str], None] | None = None) -> str:
+    """Take (1) or decline (2) an offer; the reply's kind. Commits. `within(kind)` runs
+    in the transaction that settles the offer, when the answer takes effect."""
     now = utcnow()
+    within = within or (lambda _kind: None)
     if intent == Intent.CANCEL:
         _settle(offer, OfferStatus.DECLINED, now)
+        within(Kind.REPLY_OFFER_DECLINED)
         db.session.commit()
         offer_next(offer.freed_appointment, now)
         return Kind.REPLY_OFFER_DECLINED
@@ -235,6 +240,7 @@ def answer_offer(offer: SlotOffer, intent: str, actor: Actor) -> str:
         # second answer, books nothing; a crash half-way leaves the offer pending.
         if not _settle(offer, OfferStatus.ACCEPTED, now, appointment_id=appointment.id):
             raise OfferGone
+        within(Kind.REPLY_OFFER_TAKEN)
 
     try:
         _book(actor, offer.freed_appointment, offer.care_request, within=accept)

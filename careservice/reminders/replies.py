@@ -61,12 +61,26 @@ def _missed_offer(residents: list[Resident]) -> bool:
     return missed_offer(residents, utcnow())
 
 
+class _Answer:
+    """The message with its answer, kept in the transaction of what the message did:
+    a crash between acting and keeping it would let Twilio's retry act again, on the
+    next appointment once the first is cancelled."""
+
+    def __init__(self, message_sid: str, phone: str, body: str, intent: str) -> None:
+        self.message_sid, self.phone, self.body, self.intent = message_sid, phone, body, intent
+
+    def keep(self, reply: str, appointment_id: int | None = None) -> None:
+        """Add the record to the session (again, after a retried unit of work)."""
+        db.session.add(InboundMessage(
+            message_sid=self.message_sid, from_number=self.phone[:20], body=self.body[:1600],
+            received_at=utcnow(), intent=self.intent, appointment_id=appointment_id,
+            reply=reply))
+
+
 def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
     """Apply a reply and return the text to answer with. A repeat of the same
     MessageSid (Twilio retries) gives the first answer without acting twice."""
-    seen = db.session.execute(
-        sa.select(InboundMessage).where(InboundMessage.message_sid == message_sid)
-    ).scalar_one_or_none()
+    seen = _seen(message_sid)
     if seen is not None:
         return seen.reply or ""
     try:
@@ -76,38 +90,50 @@ def handle_inbound(message_sid: str, from_number: str, body: str) -> str:
     residents = residents_with_phone(phone)
     language = messages.choose_language(residents[0].languages if residents else [])
     intent = parse_reply(body)
+    answer = _Answer(message_sid, phone, body, intent)
     appointment = None
-    if intent in (Intent.STOP, Intent.START):
-        reply = _opt(residents, intent, language)
-    elif intent == Intent.HELP or intent == Intent.UNKNOWN:
-        reply = messages.render(Kind.REPLY_HELP if intent == Intent.HELP else Kind.REPLY_UNKNOWN,
-                                language)
-    elif intent in (Intent.CONFIRM, Intent.CANCEL) and (
-            offer := _pending_offer(residents)) is not None:
-        # The newest question asked of this phone is a slot offer: 1 takes it, 2 lets it go.
-        from careservice.matching.backfill import answer_offer
-
-        language = messages.choose_language(offer.resident.languages)
-        reply = messages.render(answer_offer(offer, intent, SMS_ACTOR), language)
-    else:
-        appointment = next_appointment(residents)
-        if appointment is None and _missed_offer(residents):
-            reply = messages.render(Kind.REPLY_OFFER_GONE, language)
-        elif appointment is None:
-            reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
-        else:
-            # On a shared phone, answer in the language of the one whose session it is.
-            language = messages.choose_language(appointment.resident.languages)
-            reply = _act(appointment, intent, language, message_sid)
-    db.session.add(InboundMessage(
-        message_sid=message_sid, from_number=phone[:20], body=body[:1600],
-        received_at=utcnow(), intent=intent,
-        appointment_id=appointment.id if appointment else None, reply=reply))
     try:
-        db.session.commit()
+        if intent in (Intent.STOP, Intent.START):
+            reply = _opt(residents, intent, language)
+        elif intent == Intent.HELP or intent == Intent.UNKNOWN:
+            reply = messages.render(
+                Kind.REPLY_HELP if intent == Intent.HELP else Kind.REPLY_UNKNOWN, language)
+        elif intent in (Intent.CONFIRM, Intent.CANCEL) and (
+                offer := _pending_offer(residents)) is not None:
+            # The newest question asked of this phone is a slot offer: 1 takes it, 2 lets
+            # it go.
+            from careservice.matching.backfill import answer_offer
+
+            language = messages.choose_language(offer.resident.languages)
+            reply = messages.render(answer_offer(
+                offer, intent, SMS_ACTOR,
+                within=lambda kind: answer.keep(messages.render(kind, language))), language)
+        else:
+            appointment = next_appointment(residents)
+            if appointment is None and _missed_offer(residents):
+                reply = messages.render(Kind.REPLY_OFFER_GONE, language)
+            elif appointment is None:
+                reply = messages.render(Kind.REPLY_NO_APPOINTMENT, language)
+            else:
+                # On a shared phone, answer in the language of the one whose session it is.
+                language = messages.choose_language(appointment.resident.languages)
+                reply = _act(appointment, intent, language, answer)
+        if _seen(message_sid) is None:  # not kept with a change already committed
+            answer.keep(reply, appointment.id if appointment else None)
+            db.session.commit()
     except IntegrityError:  # the same MessageSid, handled by a parallel request
         db.session.rollback()
+        seen = _seen(message_sid)
+        if seen is None:
+            raise
+        return seen.reply or ""
     return reply
+
+
+def _seen(message_sid: str) -> InboundMessage | None:
+    return db.session.execute(
+        sa.select(InboundMessage).where(InboundMessage.message_sid == message_sid)
+    ).scalar_one_or_none()
 
 
 def _opt(residents: list[Resident], intent: str, language: str) -> str:
@@ -134,29 +160,32 @@ def _opt(residents: list[Resident], intent: str, language: str) -> str:
                            language)
 
 
-def _act(appointment: Appointment, intent: str, language: str, message_sid: str) -> str:
+def _act(appointment: Appointment, intent: str, language: str, answer: _Answer) -> str:
     from careservice.scheduling import booking
 
+    if intent == Intent.RESCHEDULE:
+        _ask_to_reschedule(appointment, answer.message_sid)  # committed with the answer
+        return messages.render(Kind.REPLY_RESCHEDULE, language)
+    if intent == Intent.CONFIRM and appointment.status != Status.BOOKED:
+        return messages.render(Kind.REPLY_CONFIRMED, language)  # confirmed already
+    target, kind = ((Status.CONFIRMED, Kind.REPLY_CONFIRMED) if intent == Intent.CONFIRM
+                    else (Status.CANCELLED, Kind.REPLY_CANCELLED))
+    reply = messages.render(kind, language)
     try:
-        if intent == Intent.CONFIRM:
-            if appointment.status == Status.BOOKED:
-                booking.change_status(SMS_ACTOR, appointment.id, Status.CONFIRMED)
-            return messages.render(Kind.REPLY_CONFIRMED, language)
-        if intent == Intent.CANCEL:
-            booking.change_status(SMS_ACTOR, appointment.id, Status.CANCELLED,
-                                  reason="cancelled by the resident by SMS")
-            return messages.render(Kind.REPLY_CANCELLED, language)
+        booking.change_status(
+            SMS_ACTOR, appointment.id, target,
+            reason="cancelled by the resident by SMS" if target == Status.CANCELLED else None,
+            within=lambda changed: answer.keep(reply, changed.id))
     except ServiceError as error:
         db.session.rollback()
         log.info("SMS %s on appointment %s refused: %s", intent, appointment.id, error.message)
         return messages.render(Kind.REPLY_UNKNOWN, language)
-    _ask_to_reschedule(appointment, message_sid)
-    return messages.render(Kind.REPLY_RESCHEDULE, language)
+    return reply
 
 
 def _ask_to_reschedule(appointment: Appointment, message_sid: str) -> None:
     """A care request for the same service, and a note to the village health worker;
-    asking again while that request is open adds nothing."""
+    asking again while that request is open adds nothing. Not committed here."""
     now = utcnow()
     note = f"Asked by SMS to move appointment {appointment.id}."
     already = db.session.execute(
@@ -180,7 +209,6 @@ def _ask_to_reschedule(appointment: Appointment, message_sid: str) -> None:
             dedupe_key=f"u{user.id}:notice:{message_sid}"[:120],
             kind=Kind.VHW_NOTICE, user_id=user.id, resident_id=None, to=user.phone,
             language=language, body=body, segments=messages.segments(body), send_at=now))
-    db.session.commit()
 
 
 def village_health_workers(resident: Resident) -> list[User]:

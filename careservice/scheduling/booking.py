@@ -528,8 +528,10 @@ def _check_time_gate(appointment: Appointment, target: Status, now: datetime) ->
 
 
 def change_status(actor: Actor, appointment_id: int, target: Status, *,
-                  reason: str | None = None) -> Appointment:
-    """Move an appointment to `target`: a compare-and-swap on its version."""
+                  reason: str | None = None,
+                  within: Callable[[Appointment], None] | None = None) -> Appointment:
+    """Move an appointment to `target`: a compare-and-swap on its version. `within`
+    runs in the same transaction once the change is made (as in book_appointment)."""
 
     def work():
         appointment = find_appointment(actor, appointment_id)
@@ -548,6 +550,8 @@ def change_status(actor: Actor, appointment_id: int, target: Status, *,
             outbox.queue_cancellation(appointment, now)
         audit.record(actor, f"appointment.{target}", "appointment", appointment.id)
         sessions_changed.send(starts=[appointment.start_at])
+        if within is not None:
+            within(appointment)
         return appointment
 
     return run_unit(work)

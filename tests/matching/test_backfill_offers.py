@@ -16,7 +16,7 @@ from careservice.matching.backfill import answer_offer, backfill_freed_slots
 from careservice.matching.models import OfferStatus, SlotOffer
 from careservice.reminders.keywords import Intent
 from careservice.reminders.messages import Kind
-from careservice.reminders.models import Reminder
+from careservice.reminders.models import InboundMessage, Reminder
 from careservice.reminders.replies import SMS_ACTOR
 from careservice.scheduling import booking
 from careservice.scheduling.models import Appointment, CareRequest, Status
@@ -122,6 +122,45 @@ def test_a_failure_while_booking_an_accepted_offer_leaves_it_pending(
     assert answer_offer(offer, Intent.CONFIRM, SMS_ACTOR) == Kind.REPLY_OFFER_TAKEN
     [taken] = live_at_ten()
     assert offers()[0].appointment_id == taken.id
+
+
+@pytest.mark.parametrize("text", ["1", "2"])
+def test_a_crash_before_the_answer_is_kept_undoes_it_and_the_retry_answers_once(
+        text, request_for, world, freed_slot, create_appointment, twilio_post, monkeypatch):
+    """Twilio retries a reply whose answer never came. Had the offer been settled without
+    the message kept, the retry would find no offer and take "2" as cancelling the
+    resident's next appointment."""
+    request_for(world.resident_a2)
+    upcoming = create_appointment(world.resident_a2, world.clinician_a, TEN + timedelta(days=1))
+    backfill_freed_slots()
+    form = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "+8613900139002",
+            "To": "+15005550006", "Body": text, "AccountSid": "AC" + "0" * 32}
+    add = db.session.add
+
+    def crash_on_keeping(instance, *args, **kwargs):
+        if isinstance(instance, InboundMessage):
+            raise RuntimeError("the worker died here")
+        return add(instance, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "add", crash_on_keeping)
+    assert twilio_post(INBOUND, form).status_code == 500
+    monkeypatch.setattr(db.session, "add", add)
+    db.session.rollback()
+    assert [offer.status for offer in offers()] == [OfferStatus.PENDING]
+    assert live_at_ten() == []
+
+    first = twilio_post(INBOUND, form).get_data(as_text=True)
+    again = twilio_post(INBOUND, form).get_data(as_text=True)
+
+    assert again == first
+    [offer] = offers()
+    taken = live_at_ten()
+    if text == "1":
+        assert offer.status == OfferStatus.ACCEPTED
+        assert [a.resident_id for a in taken] == [world.resident_a2.id]
+    else:
+        assert offer.status == OfferStatus.DECLINED and taken == []
+    assert db.session.get(Appointment, upcoming.id).status == Status.BOOKED
 
 
 def test_replying_2_passes_the_slot_to_the_next_in_line(

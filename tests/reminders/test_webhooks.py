@@ -772,6 +772,37 @@ def test_the_same_message_posted_twice_acts_once_and_answers_the_same(text, book
     assert len(rows(kind=Kind.VHW_NOTICE)) == rescheduling
 
 
+@pytest.mark.parametrize("text", ["1", "2"])
+def test_a_crash_before_the_message_is_kept_undoes_what_it_did(text, book, sms, monkeypatch):
+    """Twilio retries a reply whose answer never came. Had the change been committed
+    without the message, the retry would act again: a second "2" would cancel the next
+    appointment too."""
+    first, second = book(), book(start=LATER)
+    sid = "SM" + uuid.uuid4().hex
+    add = db.session.add
+
+    def crash_on_keeping(instance, *args, **kwargs):
+        if isinstance(instance, InboundMessage):
+            raise RuntimeError("the worker died here")
+        return add(instance, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "add", crash_on_keeping)
+    assert sms(text, sid=sid).status_code == 500
+    monkeypatch.setattr(db.session, "add", add)
+    db.session.rollback()
+    assert (status_of(first), status_of(second)) == ("booked", "booked")
+    assert rows(appointment_id=first.id, kind=Kind.CANCELLATION) == []
+
+    reply = reply_to(sms(text, sid=sid))
+
+    done = "confirmed" if text == "1" else "cancelled"
+    assert reply == render(Kind.REPLY_CONFIRMED if text == "1" else Kind.REPLY_CANCELLED,
+                           "zh-CN")
+    assert (status_of(first), status_of(second)) == (done, "booked")
+    assert reply_to(sms(text, sid=sid)) == reply
+    assert (status_of(first), status_of(second)) == (done, "booked")
+
+
 def test_asking_twice_to_reschedule_in_the_same_second_is_answered_both_times(book, sms, world):
     # A phone on a weak network sends the text twice; the carrier hands both to
     # Twilio, which posts them as two messages (two SIDs) within the same second.
