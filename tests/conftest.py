@@ -293,6 +293,26 @@ def set_availability():
 
 
 @pytest.fixture
+def crash_on_keeping(monkeypatch):
+    """While active, adding an object of the given class to the session raises, as a
+    worker dying at that point would; call the result to stop."""
+    from careservice.extensions import db
+
+    add = db.session.add
+
+    def start(model):
+        def crashing(instance, *args, **kwargs):
+            if isinstance(instance, model):
+                raise RuntimeError("the worker died here")
+            return add(instance, *args, **kwargs)
+
+        monkeypatch.setattr(db.session, "add", crashing)
+        return lambda: monkeypatch.setattr(db.session, "add", add)
+
+    return start
+
+
+@pytest.fixture
 def create_appointment():
     """Book through the real booking code (locks, checks), as the system."""
     from careservice.scheduling import booking

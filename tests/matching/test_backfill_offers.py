@@ -126,7 +126,7 @@ def test_a_failure_while_booking_an_accepted_offer_leaves_it_pending(
 
 @pytest.mark.parametrize("text", ["1", "2"])
 def test_a_crash_before_the_answer_is_kept_undoes_it_and_the_retry_answers_once(
-        text, request_for, world, freed_slot, create_appointment, twilio_post, monkeypatch):
+        text, request_for, world, freed_slot, create_appointment, twilio_post, crash_on_keeping):
     """Twilio retries a reply whose answer never came. Had the offer been settled without
     the message kept, the retry would find no offer and take "2" as cancelling the
     resident's next appointment."""
@@ -135,16 +135,9 @@ def test_a_crash_before_the_answer_is_kept_undoes_it_and_the_retry_answers_once(
     backfill_freed_slots()
     form = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "+8613900139002",
             "To": "+15005550006", "Body": text, "AccountSid": "AC" + "0" * 32}
-    add = db.session.add
-
-    def crash_on_keeping(instance, *args, **kwargs):
-        if isinstance(instance, InboundMessage):
-            raise RuntimeError("the worker died here")
-        return add(instance, *args, **kwargs)
-
-    monkeypatch.setattr(db.session, "add", crash_on_keeping)
+    stop = crash_on_keeping(InboundMessage)
     assert twilio_post(INBOUND, form).status_code == 500
-    monkeypatch.setattr(db.session, "add", add)
+    stop()
     db.session.rollback()
     assert [offer.status for offer in offers()] == [OfferStatus.PENDING]
     assert live_at_ten() == []

@@ -773,22 +773,15 @@ def test_the_same_message_posted_twice_acts_once_and_answers_the_same(text, book
 
 
 @pytest.mark.parametrize("text", ["1", "2"])
-def test_a_crash_before_the_message_is_kept_undoes_what_it_did(text, book, sms, monkeypatch):
+def test_a_crash_before_the_message_is_kept_undoes_what_it_did(text, book, sms, crash_on_keeping):
     """Twilio retries a reply whose answer never came. Had the change been committed
     without the message, the retry would act again: a second "2" would cancel the next
     appointment too."""
     first, second = book(), book(start=LATER)
     sid = "SM" + uuid.uuid4().hex
-    add = db.session.add
-
-    def crash_on_keeping(instance, *args, **kwargs):
-        if isinstance(instance, InboundMessage):
-            raise RuntimeError("the worker died here")
-        return add(instance, *args, **kwargs)
-
-    monkeypatch.setattr(db.session, "add", crash_on_keeping)
+    stop = crash_on_keeping(InboundMessage)
     assert sms(text, sid=sid).status_code == 500
-    monkeypatch.setattr(db.session, "add", add)
+    stop()
     db.session.rollback()
     assert (status_of(first), status_of(second)) == ("booked", "booked")
     assert rows(appointment_id=first.id, kind=Kind.CANCELLATION) == []
