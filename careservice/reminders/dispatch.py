@@ -5,9 +5,9 @@ Exactly once, across any number of dispatcher processes:
   with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
   IMMEDIATE transaction is the lock), so two processes never hold one row;
 - each send happens inside a transaction that holds the appointment row
-  (`FOR SHARE`), so a reschedule or cancellation either lands before the
-  re-check (and the stale row is not sent) or waits until the send is
-  recorded;
+  (`FOR SHARE`; on SQLite, the write lock, so there one send per transaction),
+  so a reschedule or cancellation either lands before the re-check (and the
+  stale row is not sent) or waits until the send is recorded;
 - a result that may or may not have reached Twilio (a timeout, a 5xx) is
   `unknown`, and so is a claim whose process died (its lease ran out): the
   reconciler looks the message up at Twilio before anything is sent again.
@@ -80,6 +80,9 @@ class RateLimiter:
             self.next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+
+
+UNLIMITED = RateLimiter(0)
 
 
 def status_callback_url() -> str:
@@ -270,9 +273,14 @@ def flag_resident(resident_id: int | None, code: int | None, message: str) -> No
 
 
 def _deliver_chunk(app, reminder_ids: list[int], limiter: RateLimiter) -> list[str]:
-    """deliver_batch in a worker thread, with its own app context and session."""
+    """deliver_batch in a worker thread, with its own app context and session. A chunk
+    of one waits for the rate limit before its transaction begins: on SQLite, where the
+    transaction holds the write lock, the lock is then held for the send alone."""
     with app.app_context():
         try:
+            if len(reminder_ids) == 1:
+                limiter.wait()
+                limiter = UNLIMITED
             return deliver_batch(reminder_ids, limiter)
         except Exception:
             db.session.rollback()
@@ -292,8 +300,13 @@ def dispatch_due(now: datetime | None = None, *, max_seconds: float = 50.0) -> T
     app = current_app._get_current_object()
     config = app.config
     limiter = RateLimiter(config["SMS_RATE_PER_SECOND"])
-    workers = config["DISPATCH_CONCURRENCY"]
-    chunk = 8  # rows per transaction: a reschedule waits for at most these sends
+    if db.engine.dialect.name == "sqlite":
+        # Each send holds SQLite's one write lock, so every booking waits for it: one
+        # send per transaction, one at a time (more threads would only queue for it).
+        workers, chunk = 1, 1
+    else:
+        # Rows per transaction: a reschedule of one of them waits for at most these.
+        workers, chunk = config["DISPATCH_CONCURRENCY"], 8
     tally = Tally()
     began = time.monotonic()
 

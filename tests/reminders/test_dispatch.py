@@ -776,6 +776,53 @@ def test_stop_while_a_reminder_is_being_sent_suppresses_it(clinic, book, twilio,
     assert creates(twilio) == []
 
 
+# Transactions (memory backend)
+
+
+def test_each_transaction_holds_few_sends_and_on_sqlite_one(
+        app, clinic, book_many, sms_outbox, frozen_clock, monkeypatch):
+    """A send happens inside its transaction; on SQLite that holds the write lock every
+    booking needs, so there a transaction holds one send, and one at a time."""
+    book_many(10)
+    db.session.commit()
+    events = []  # (thread, "send" | "commit")
+    backend = get_backend()
+    send = backend.send
+
+    def counted(*args, **kwargs):
+        events.append((threading.get_ident(), "send"))
+        return send(*args, **kwargs)
+
+    def committed(_connection):
+        events.append((threading.get_ident(), "commit"))
+
+    monkeypatch.setattr(backend, "send", counted)
+    sa.event.listen(db.engine, "commit", committed)
+    try:
+        assert dispatch_due(NOW).sent == 10
+    finally:
+        sa.event.remove(db.engine, "commit", committed)
+
+    per_transaction, senders = [], set()
+    for thread in {thread for thread, _ in events}:
+        run = 0
+        for who, event in events:
+            if who != thread:
+                continue
+            if event == "send":
+                run += 1
+                senders.add(thread)
+            elif run:
+                per_transaction.append(run)
+                run = 0
+        assert run == 0  # every send was committed
+    assert sum(per_transaction) == 10
+    if db.engine.dialect.name == "sqlite":
+        assert per_transaction == [1] * 10 and len(senders) == 1
+    else:
+        assert max(per_transaction) <= 8
+
+
 # Rate limit (memory backend)
 
 
