@@ -142,4 +142,5 @@ def idempotent(view):
             _finish(record_id, response)
         return response
 
+    wrapper.idempotent = True  # for the check that every creating POST is
     return wrapper

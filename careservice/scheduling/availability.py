@@ -10,6 +10,7 @@ from careservice.core import audit
 from careservice.core.auth import Actor
 from careservice.core.errors import Forbidden, NotFound, ValidationFailed
 from careservice.core.models import Role
+from careservice.core.pagination import paginate
 from careservice.core.time import local_to_utc, overlaps, zone
 from careservice.extensions import db
 from careservice.people.models import Provider, new_availability_tag
@@ -75,12 +76,11 @@ def replace_rules(actor: Actor, provider_id: int, rules: list[dict]) -> list[Ava
     return list_rules(provider.id)
 
 
-def list_exceptions(provider_id: int) -> list[AvailabilityException]:
+def list_exceptions(provider_id: int, *, limit: int, offset: int) -> dict:
     get_provider(provider_id)
-    return db.session.execute(
+    return paginate(
         sa.select(AvailabilityException).where(AvailabilityException.provider_id == provider_id)
-        .order_by(AvailabilityException.start_at)
-    ).scalars().all()
+        .order_by(AvailabilityException.start_at, AvailabilityException.id), limit, offset)
 
 
 def add_exception(actor: Actor, provider_id: int, data: dict) -> AvailabilityException:

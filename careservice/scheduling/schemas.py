@@ -100,8 +100,7 @@ class ExceptionOut(Schema):
     kind = fields.String()
 
 
-class ExceptionList(Schema):
-    items = fields.List(fields.Nested(ExceptionOut))
+ExceptionList = page_schema(ExceptionOut, "ExceptionPage")
 
 
 # Slots

@@ -128,6 +128,20 @@ def test_replay_ignores_the_order_of_keys_in_the_body(client, world, auth):
     assert again.json["id"] == first.json["id"]
 
 
+def test_every_post_that_creates_honours_the_idempotency_key(app):
+    """API.md: `Idempotency-Key` on POSTs that create. Every POST answering 201 replays."""
+    creating = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        post = getattr(getattr(view, "view_class", None), "post", None)
+        responses = getattr(post, "_apidoc", {}).get("response", {}).get("responses", {})
+        if 201 in responses:
+            creating.append(rule.rule)
+            assert getattr(post, "idempotent", False), rule.rule
+    assert "/api/v1/providers/<int:provider_id>/exceptions" in creating
+    assert len(creating) >= 10
+
+
 def test_same_key_with_another_body_is_refused(client, world, auth):
     headers = auth(world.users["vhw"], **{"Idempotency-Key": "k-1"})
     client.post(RESIDENTS_URL, headers=headers, json=resident_body(world.village_a1))

@@ -282,6 +282,23 @@ def test_exceptions_are_created_listed_and_deleted(client, admin, provider):
     assert client.delete(f"{url}/{body['id']}", headers=admin).status_code == 404
 
 
+def test_exceptions_are_a_paged_list_and_a_repeated_post_adds_one(
+        client, admin, provider):
+    url = f"{PROVIDERS}/{provider.id}/exceptions"
+    once = {**admin, "Idempotency-Key": "time-off-1"}
+    first = client.post(url, json=_exception(), headers=once)
+    again = client.post(url, json=_exception(), headers=once)
+    second = client.post(url, json=_exception("2026-12-04T10:00:00Z", "2026-12-04T12:00:00Z"),
+                         headers=admin)
+
+    assert first.status_code == again.status_code == 201 and again.json == first.json
+    page = client.get(f"{url}?limit=1", headers=admin).json
+    assert (page["total"], [e["id"] for e in page["items"]]) == (2, [first.json["id"]])
+    rest = client.get(f"{url}?limit=1&offset=1", headers=admin).json
+    assert [e["id"] for e in rest["items"]] == [second.json["id"]]
+    assert client.get(f"{url}?limit=501", headers=admin).status_code == 422
+
+
 def test_deleting_another_providers_exception_is_404_and_keeps_it(
         client, admin, provider, village, create_provider):
     other = create_provider(village, name="Dr. Zhou", timezone="UTC")

@@ -765,6 +765,24 @@ def test_reschedule_books_the_new_time_and_cancels_the_old(scene, client, as_rol
     assert show(new["id"]).json == new
 
 
+def test_a_reschedule_sent_twice_with_one_key_moves_once_and_replays(
+        scene, client, as_role, show, create_appointment):
+    """A vhw on 2G presses Send twice: the second gets the first answer, not a 409."""
+    old = create_appointment(scene.resident_a1, scene.clinician_a, START)
+    headers = {**as_role("vhw"), "Idempotency-Key": "move-1"}
+    url = f"{APPOINTMENTS}/{old.id}/reschedule"
+
+    first = client.post(url, json={"start": wire(at(120))}, headers=headers)
+    again = client.post(url, json={"start": wire(at(120))}, headers=headers)
+    other = client.post(url, json={"start": wire(at(150))}, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json
+    assert other.status_code == 422
+    assert other.json["error"]["code"] == "idempotency_key_reused"
+    assert show(first.json["id"]).json["status"] == "booked"
+
+
 def test_reschedule_into_a_taken_slot_leaves_the_old_session_alone(
         scene, client, as_role, show, create_appointment):
     old = create_appointment(scene.resident_a1, scene.clinician_a, START)

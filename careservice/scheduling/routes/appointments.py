@@ -103,6 +103,7 @@ class CancelAction(MethodView):
 @blp.route("/<int:appointment_id>/reschedule")
 class RescheduleAction(MethodView):
     @require()
+    @idempotent
     @blp.doc(security=BEARER)
     @blp.arguments(RescheduleIn)
     @blp.response(201, AppointmentOut)

@@ -5,6 +5,8 @@ from datetime import timedelta
 from flask.views import MethodView
 
 from careservice.core.auth import current_actor, require
+from careservice.core.idempotency import idempotent
+from careservice.core.pagination import PageArgs
 from careservice.core.time import utcnow
 from careservice.core.web import BEARER, Blueprint
 from careservice.people.services import get_provider
@@ -54,12 +56,14 @@ class Availability(MethodView):
 class Exceptions(MethodView):
     @require()
     @blp.doc(security=BEARER)
+    @blp.arguments(PageArgs, location="query", as_kwargs=True)
     @blp.response(200, ExceptionList)
-    def get(self, provider_id):
-        """Time off and extra hours."""
-        return {"items": availability.list_exceptions(provider_id)}
+    def get(self, provider_id, limit, offset):
+        """Time off and extra hours, by start."""
+        return availability.list_exceptions(provider_id, limit=limit, offset=offset)
 
     @require()
+    @idempotent
     @blp.doc(security=BEARER)
     @blp.arguments(ExceptionIn)
     @blp.response(201, ExceptionOut)
