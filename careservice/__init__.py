@@ -126,6 +126,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from careservice.core import health
+    from careservice.core.web import DatabaseInteger
     from careservice.extensions import api
     from careservice.matching import routes as matching
     from careservice.metrics import prometheus
@@ -141,6 +142,7 @@ def _register_blueprints(app: Flask) -> None:
         service_types,
     )
 
+    app.url_map.converters["int"] = DatabaseInteger  # before any rule is added
     for blueprint in (
         health.blp,
         auth.blp,

@@ -8,6 +8,10 @@ from marshmallow import ValidationError, fields
 
 from careservice.core.time import as_utc, is_valid_timezone, utcnow
 
+# Instants a care service can mean: sessions, windows and reports, and the birth of its
+# oldest residents. Beyond them, adding a horizon or a day overflows Python's datetime.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+
 
 class Instant(fields.Field):
     """An ISO 8601 instant: an offset is required in, UTC with Z comes out."""
@@ -15,6 +19,7 @@ class Instant(fields.Field):
     default_error_messages = {
         "invalid": "Not a valid ISO 8601 date and time.",
         "naive": "Give an offset, e.g. 2026-12-01T09:00:00+08:00.",
+        "range": f"Must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}.",
     }
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -31,6 +36,8 @@ class Instant(fields.Field):
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None:
             raise self.make_error("naive")
+        if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+            raise self.make_error("range")
         return as_utc(parsed)
 
 

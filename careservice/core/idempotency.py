@@ -27,6 +27,7 @@ from careservice.core.errors import (
 )
 from careservice.core.models import IdempotencyRecord, IdempotencyState
 from careservice.core.time import utcnow
+from careservice.core.web import parse_json
 from careservice.extensions import db
 
 HEADER = "Idempotency-Key"
@@ -35,7 +36,7 @@ HEADER = "Idempotency-Key"
 def _request_hash() -> str:
     body = request.get_data(cache=True)
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        canonical = json.dumps(parse_json(body), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
     digest = hashlib.sha256()

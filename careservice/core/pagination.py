@@ -1,18 +1,16 @@
 """`?limit=&offset=` lists answered as {"items": [...], "total": N}."""
 
 import sqlalchemy as sa
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
+from careservice.core.schemas import QuerySchema
 from careservice.extensions import db
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
-class PageArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class PageArgs(QuerySchema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT,
                            validate=validate.Range(min=1, max=MAX_LIMIT))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))

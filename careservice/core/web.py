@@ -7,8 +7,29 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import resolve_schema_instance
 from webargs import core
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
+
+from careservice.core.schemas import LARGEST_INTEGER
 
 BEARER = [{"bearerAuth": []}]
+
+
+class DatabaseInteger(IntegerConverter):
+    """`<int:...>` in paths, up to the largest whole number a database column holds:
+    a larger id names nothing (404), where the drivers would raise on it."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", LARGEST_INTEGER)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def parse_json(data: bytes):
+    """json.loads, with nesting too deep for the parser reported as malformed JSON."""
+    try:
+        return core.parse_json(data)
+    except RecursionError:
+        # A document, not "": webargs takes an empty one for no body at all.
+        raise json.JSONDecodeError("Nested too deeply.", "...", 0) from None
 
 
 class JsonParser(FlaskParser):
@@ -19,7 +40,7 @@ class JsonParser(FlaskParser):
         data = req.get_data(cache=True)
         if not data:
             return core.missing
-        return core.parse_json(data)
+        return parse_json(data)
 
 
 class Blueprint(SmorestBlueprint):

@@ -60,6 +60,16 @@ def parse_rrule(text: str, local_start: datetime, tz):
         raise field_error("rrule", f"Not a valid RRULE: {error}") from None
     if rule._freq not in ALLOWED_FREQUENCIES:
         raise field_error("rrule", "Sessions repeat at most daily (FREQ=DAILY, WEEKLY, ...).")
+    if rule._interval < 1:
+        raise field_error("rrule", "INTERVAL must be 1 or more.")
+    # A rule that never falls (BYMONTH=2;BYMONTHDAY=30) would be searched up to the year
+    # 9999 on every expansion: it must fall within its first year.
+    try:
+        first_year = rule.between(local_start, local_start + timedelta(days=366), inc=True)
+    except (ValueError, OverflowError) as error:
+        raise field_error("rrule", f"Not a valid RRULE: {error}") from None
+    if not first_year:
+        raise field_error("rrule", "The rule has no occurrence within a year of the start.")
     return rule
 
 
@@ -141,13 +151,18 @@ def create_series(actor: Actor, *, resident_id: int, provider_id: int, service_t
                                                         service_type)
         check_provider_serves(provider, kind, resident, serves)
         tz = zone(provider.timezone)
-        parse_rrule(rrule, start.astimezone(tz).replace(tzinfo=None), tz)
+        local_start = start.astimezone(tz).replace(tzinfo=None)
+        rule = parse_rrule(rrule, local_start, tz)
+        first = next(rule.xafter(local_start, count=1, inc=True))
         series = Series(resident=resident, provider=provider, service_type=kind, start_at=start,
                         rrule=rrule.strip(), timezone=provider.timezone,
                         booked_by_id=actor.user_id, on_behalf=actor.provider_id != provider.id)
         db.session.add(series)
         db.session.flush()
-        booked, conflicts = expand(actor, series, expansion_limit(utcnow()))
+        # A series may begin beyond the scheduler's window (SERIES_AHEAD_DAYS): its
+        # first session is booked now all the same, the rest as the window reaches them.
+        until = max(expansion_limit(utcnow()), as_utc(first.replace(tzinfo=tz)))
+        booked, conflicts = expand(actor, series, until)
         if not booked:
             reasons = sorted({c.reason for c in conflicts}) or ["No occurrence in the horizon."]
             raise SlotUnavailable("No occurrence of the series could be booked: "

@@ -65,6 +65,49 @@ def test_malformed_json_is_400_bad_request(client, body):
     assert_error(response, 400, "bad_request")
 
 
+def test_json_nested_too_deeply_for_the_parser_is_400(client):
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    response = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+
+    assert_error(response, 400, "bad_request")
+
+
+HUGE = 2**70  # more than any database column holds
+
+
+@pytest.mark.parametrize("path", [
+    f"/api/v1/residents/{HUGE}", f"/api/v1/regions/{2**63}", f"/api/v1/providers/{HUGE}/slots",
+    f"/api/v1/appointments/{HUGE}", f"/api/v1/care-requests/{HUGE}",
+])
+def test_an_id_in_the_path_too_large_for_the_database_is_404(client, world, auth, path):
+    response = client.get(path, headers=auth(world.users["admin"]))
+
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("post", RESIDENTS_URL, {"name": "Ma Lan", "birth_date": "1950-03-04", "sex": "female",
+                             "region_id": HUGE}, "region_id"),
+    ("get", f"{RESIDENTS_URL}?region_id={HUGE}", None, "region_id"),
+    ("get", f"{RESIDENTS_URL}?offset={HUGE}", None, "offset"),
+    ("post", "/api/v1/matching/batch", {"request_ids": [1, HUGE],
+                                        "from": "2026-12-02T00:00:00Z",
+                                        "to": "2026-12-03T00:00:00Z"}, "request_ids"),
+    ("get", "/api/v1/appointments?from=9999-12-31T23:59:59-12:00", None, "from"),
+    ("post", "/api/v1/care-requests", {"resident_id": 1, "service_type": "gp_consult",
+                                       "earliest": "0001-01-01T00:00:00+08:00",
+                                       "latest": "2026-12-09T00:00:00Z"}, "earliest"),
+])
+def test_numbers_and_times_beyond_what_is_stored_are_422_on_the_field(
+        client, world, auth, method, path, body, field):
+    kwargs = {"json": body} if body is not None else {}
+    response = getattr(client, method)(path, headers=auth(world.users["admin"]), **kwargs)
+
+    assert_error(response, 422, "validation_error")
+    assert field in response.json["error"]["fields"]
+
+
 def test_a_body_over_one_megabyte_is_413(client):
     body = json.dumps({"username": "zhang", "password": "x" * (1024 * 1024 + 10)})
 

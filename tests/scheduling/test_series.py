@@ -176,6 +176,8 @@ def test_series_starting_outside_availability_is_409(client, auth, ready):
     "FREQ=WEEKLY;COUNT=4;DTSTART=20261202T020000",
     "",
     "   ",
+    "FREQ=WEEKLY;INTERVAL=0",
+    "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",  # never falls: not searched up to the year 9999
 ])
 def test_unusable_rrule_is_422_on_rrule(client, auth, ready, rrule):
     response = post_series(client, auth, ready, rrule=rrule)
@@ -185,6 +187,19 @@ def test_unusable_rrule_is_422_on_rrule(client, auth, ready, rrule):
 
 
 # Reading
+
+
+def test_a_series_beginning_beyond_the_schedulers_window_books_its_first_session(
+        client, auth, ready, frozen_clock):
+    # 13 Jan is 43 days ahead: past SERIES_AHEAD_DAYS (28), inside the 90-day horizon.
+    body = created(post_series(client, auth, ready, start="2027-01-13T10:00:00+08:00",
+                               rrule="FREQ=WEEKLY;COUNT=3"))
+
+    assert starts(body["appointments"]) == ["2027-01-13T02:00:00Z"]
+    frozen_clock.advance(timedelta(days=28))  # the window now reaches 26 Jan
+    jobs.extend_series()
+    assert starts(resident_appointments(client, auth, ready)) == [
+        "2027-01-13T02:00:00Z", "2027-01-20T02:00:00Z"]
 
 
 def test_get_series_shows_its_appointments_and_conflicts(client, auth, ready,
