@@ -9,19 +9,18 @@ LARGEST_INTEGER = 2**63 - 1
 
 class _Input(Schema):
     @validates_schema
-    def _integers_fit_the_database(self, data, **_kwargs):
+    def _values_fit_the_database(self, data, **_kwargs):
+        """Whole numbers a column holds, and text without NUL (PostgreSQL refuses it):
+        otherwise the driver would raise, a 500 instead of a 422 on the field."""
         errors = {}
         for name, field in self.load_fields.items():
             value = data.get(field.attribute or name)
-            inner = getattr(field, "inner", None)
-            if isinstance(field, fields.Integer):
-                values = [value]
-            elif isinstance(inner, fields.Integer) and isinstance(value, list | tuple):
-                values = value
-            else:
-                continue
-            if any(isinstance(v, int) and abs(v) > LARGEST_INTEGER for v in values):
+            values = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > LARGEST_INTEGER
+                   for v in values):
                 errors[field.data_key or name] = ["Out of range."]
+            elif any(isinstance(v, str) and "\x00" in v for v in values):
+                errors[field.data_key or name] = ["Must not contain NUL characters."]
         if errors:
             raise ValidationError(errors)
 

@@ -98,6 +98,10 @@ def test_an_id_in_the_path_too_large_for_the_database_is_404(client, world, auth
     ("post", "/api/v1/care-requests", {"resident_id": 1, "service_type": "gp_consult",
                                        "earliest": "0001-01-01T00:00:00+08:00",
                                        "latest": "2026-12-09T00:00:00Z"}, "earliest"),
+    # PostgreSQL refuses NUL in text: the driver would raise.
+    ("post", RESIDENTS_URL, {"name": "Ma\u0000Lan", "birth_date": "1950-03-04",
+                             "sex": "female", "region_id": 1}, "name"),
+    ("get", f"{RESIDENTS_URL}?q=Ma%00", None, "q"),
 ])
 def test_numbers_and_times_beyond_what_is_stored_are_422_on_the_field(
         client, world, auth, method, path, body, field):
