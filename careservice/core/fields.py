@@ -133,3 +133,16 @@ class ClockTime(fields.Field):
         if parsed.second or parsed.microsecond or parsed.tzinfo:
             raise self.make_error("invalid")
         return parsed
+
+
+class Choices(fields.List):
+    """Query values that may repeat or be comma-separated: `?status=booked&status=cancelled`
+    and `?status=booked,cancelled` alike (webargs' DelimitedList took the first only)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        values = value if isinstance(value, list | tuple) else [value]
+        parts = [part for item in values
+                 for part in (item.split(",") if isinstance(item, str) else [item])]
+        return super()._deserialize([part for part in parts if part != ""], attr, data,
+                                    **kwargs)
+

@@ -3,9 +3,8 @@
 from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from webargs.fields import DelimitedList
 
-from careservice.core.fields import ClockTime, Instant
+from careservice.core.fields import Choices, ClockTime, Instant
 from careservice.core.pagination import page_schema
 from careservice.core.schemas import InSchema, QuerySchema
 from careservice.people.models import Modality
@@ -176,7 +175,7 @@ class AppointmentQuery(QuerySchema):
     provider_id = fields.Integer()
     resident_id = fields.Integer()
     region_id = fields.Integer()
-    status = DelimitedList(fields.String(validate=one_of(Status)))
+    status = Choices(fields.String(validate=one_of(Status)))
     start = Instant(data_key="from")
     end = Instant(data_key="to")
 
@@ -251,8 +250,8 @@ class CareRequestOut(Schema):
 
 class CareRequestQuery(QuerySchema):
     resident_id = fields.Integer()
-    status = DelimitedList(fields.String(validate=one_of(RequestStatus)))
-    urgency = DelimitedList(fields.String(validate=one_of(Urgency)))
+    status = Choices(fields.String(validate=one_of(RequestStatus)))
+    urgency = Choices(fields.String(validate=one_of(Urgency)))
 
 
 CareRequestPage = page_schema(CareRequestOut, "CareRequestPage")

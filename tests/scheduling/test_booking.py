@@ -595,13 +595,14 @@ def varied(booked):
     (lambda w: {"region_id": w.county_b.id}, {"b_clinician_b"}),
     (lambda w: {"status": "booked"}, {"a2_clinician_b", "a2_caregiver_a"}),
     (lambda w: {"status": "confirmed,cancelled"}, {"a1_clinician_a", "b_clinician_b"}),
+    (lambda w: {"status": ["confirmed", "cancelled"]}, {"a1_clinician_a", "b_clinician_b"}),
     (lambda w: {"from": wire(at(60)), "to": wire(at(180))}, {"a2_clinician_b", "b_clinician_b"}),
     (lambda w: {"from": wire(at(61))}, {"b_clinician_b", "a2_caregiver_a"}),
     (lambda w: {"to": wire(at(60))}, {"a1_clinician_a"}),
     (lambda w: {"provider_id": w.clinician_b.id, "status": "booked,confirmed"},
      {"a2_clinician_b"}),
 ], ids=["provider", "resident", "village", "county", "other-county", "status",
-        "statuses", "from-to", "from", "to", "provider-and-status"])
+        "statuses", "statuses-repeated", "from-to", "from", "to", "provider-and-status"])
 def test_list_filters(scene, varied, client, as_role, query, expected):
     response = client.get(APPOINTMENTS, query_string=query(scene), headers=as_role("admin"))
 
