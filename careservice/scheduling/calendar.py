@@ -46,7 +46,7 @@ def feed(provider: Provider) -> bytes:
         event.add("dtstamp", appointment.updated_at)
         event.add("dtstart", appointment.start_at)
         event.add("dtend", appointment.end_at)
-        event.add("summary", f"{appointment.service_type.name}: {appointment.resident.sms_name}")
+        event.add("summary", f"{appointment.service_type.name}: {_first_name(appointment)}")
         event.add("status", STATUS.get(appointment.status, "CONFIRMED"))
         event.add("sequence", appointment.version)
         if appointment.join_url:
@@ -68,3 +68,10 @@ def rotate_calendar_token(actor: Actor, provider_id: int) -> Provider:
     audit.record(actor, "provider.calendar_token", "provider", provider.id)
     db.session.commit()
     return provider
+
+
+def _first_name(appointment) -> str:
+    """The first word of how SMS address the resident: a preferred name set in full
+    ("Budi Santoso") still shows only "Budi"."""
+    name = appointment.resident.sms_name
+    return name.split()[0] if name.split() else name

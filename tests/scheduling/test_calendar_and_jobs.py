@@ -91,6 +91,20 @@ def test_feed_lists_each_session_in_utc_with_the_first_name_only(
         assert secret not in unfolded
 
 
+def test_a_preferred_name_given_in_full_shows_only_its_first_word(
+        client, auth, ready, create_resident, create_appointment):
+    budi = create_resident(ready.village_a1, name="Budi Santoso Wijaya", phone="+8613800138001",
+                           preferred_name="Budi Santoso")
+    create_appointment(budi, ready.clinician_a, at("2026-12-02T10:00:00+08:00"))
+
+    response = fetch(client, calendar_url(client, auth, ready.users["clinician"],
+                                          ready.clinician_a))
+
+    [event] = events(response)
+    assert str(event["summary"]).endswith(": Budi")
+    assert "Santoso" not in response.get_data(as_text=True).replace("\r\n ", "")
+
+
 def test_feed_shows_a_cancelled_session_as_cancelled(client, auth, ready, xiuying,
                                                      create_appointment):
     kept = create_appointment(xiuying, ready.clinician_a, at("2026-12-02T10:00:00+08:00"))
