@@ -103,4 +103,6 @@ def metrics():
     from flask import current_app
 
     registry = current_app.extensions["prometheus_registry"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Werkzeug appends a charset to a text/ mimetype, and
+    # CONTENT_TYPE_LATEST has one already; strict parsers refuse a doubled parameter.
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,9 @@
 """GET /metrics: Prometheus text, figures read from the database."""
 
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -44,3 +46,18 @@ def test_metrics_time_requests_by_endpoint(client):
               if name == "careservice_request_duration_seconds_count"
               and dict(labels).get("endpoint") == "health.Healthz"]
     assert counts and counts[0] >= 1
+
+
+def test_metrics_content_type_is_prometheus_latest_once(client):
+    """A duplicated parameter makes strict parsers (Go's mime.ParseMediaType, so the
+    Prometheus scraper) refuse the header."""
+    header = client.get("/metrics").headers["Content-Type"]
+
+    params = [name.strip().split("=", 1)[0].lower() for name in header.split(";")[1:]]
+    assert len(params) == len(set(params)), header
+    parsed = Message()
+    parsed["Content-Type"] = header
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed.get_param("version") == "1.0.0"
+    assert parsed.get_content_charset() == "utf-8"
+    assert header == CONTENT_TYPE_LATEST
