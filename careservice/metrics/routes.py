@@ -28,7 +28,7 @@ def source_header(report: dict) -> dict:
     return {"X-Coverage-Source": report["source"]}
 
 
-def as_csv(report: dict) -> Response:
+def as_csv(report: dict, **headers: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(coverage.ROW_FIELDS)
@@ -36,13 +36,22 @@ def as_csv(report: dict) -> Response:
         writer.writerow(["" if row[name] is None else row[name] for name in coverage.ROW_FIELDS])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="coverage.csv"',
-                             **source_header(report)})
+                             **source_header(report), **headers})
+
+
+JSON, CSV = "application/json", "text/csv"
+# What /coverage serves, with the parameters it honours. Werkzeug matches a client's
+# parameters exactly, so `text/csv; charset=utf-8` matches only an offer carrying them.
+# JSON comes first: it wins a tie, and is the answer when nothing matches.
+OFFERS = {JSON: JSON, f"{JSON}; charset=utf-8": JSON,
+          CSV: CSV, f"{CSV}; charset=utf-8": CSV, f"{CSV}; header=present": CSV,
+          f"{CSV}; charset=utf-8; header=present": CSV}
+NEGOTIATED = {"Vary": "Accept"}
 
 
 def wants_csv() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    return best == "text/csv" and request.accept_mimetypes["text/csv"] > \
-        request.accept_mimetypes["application/json"]
+    """True when the Accept header ranks CSV above JSON."""
+    return OFFERS[request.accept_mimetypes.best_match(OFFERS, default=JSON)] == CSV
 
 
 @blp.route("/coverage")
@@ -54,7 +63,9 @@ class Coverage(MethodView):
     def get(self, **query):
         """Coverage by group for [from, to), and the equity block; `Accept: text/csv` for CSV."""
         report = coverage.coverage(current_actor(), **query)
-        return as_csv(report) if wants_csv() else (report, 200, source_header(report))
+        if wants_csv():
+            return as_csv(report, **NEGOTIATED)
+        return report, 200, {**source_header(report), **NEGOTIATED}
 
 
 @blp.route("/coverage.csv")
