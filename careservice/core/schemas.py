@@ -1,6 +1,14 @@
 """Shared schema bases and the error envelope, for the OpenAPI document."""
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validates_schema,
+)
 
 # The largest whole number a database column holds (BIGINT; SQLite's INTEGER): a larger
 # id can name nothing, and the drivers raise on it instead of answering "no such row".
@@ -26,10 +34,27 @@ class _Input(Schema):
 
 
 class InSchema(_Input):
-    """Request bodies: unknown fields are refused, so nobody mass-assigns `role` or `id`."""
+    """Request bodies: unknown fields are refused, so nobody mass-assigns `role` or `id`;
+    a boolean is JSON's true or false (marshmallow would take "yes" for true, and
+    `"commit": "yes"` would book)."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _booleans_are_json_booleans(self, data, **_kwargs):
+        if not isinstance(data, dict):
+            return data
+        errors = {}
+        for name, field in self.load_fields.items():
+            key = field.data_key or name
+            value = data.get(key)
+            if isinstance(field, fields.Boolean) and value is not None and not isinstance(
+                    value, bool):
+                errors[key] = ["Not a valid boolean: true or false."]
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class QuerySchema(_Input):

@@ -102,6 +102,12 @@ def test_an_id_in_the_path_too_large_for_the_database_is_404(client, world, auth
     ("post", RESIDENTS_URL, {"name": "Ma\u0000Lan", "birth_date": "1950-03-04",
                              "sex": "female", "region_id": 1}, "name"),
     ("get", f"{RESIDENTS_URL}?q=Ma%00", None, "q"),
+    # A boolean is true or false: marshmallow took "yes" for true, and this would book.
+    ("post", "/api/v1/matching/batch", {"request_ids": None, "commit": "yes",
+                                        "from": "2026-12-02T00:00:00Z",
+                                        "to": "2026-12-03T00:00:00Z"}, "commit"),
+    ("post", RESIDENTS_URL, {"name": "Ma Lan", "birth_date": "1950-03-04", "sex": "female",
+                             "region_id": 1, "sms_consent": "no"}, "sms_consent"),
 ])
 def test_numbers_and_times_beyond_what_is_stored_are_422_on_the_field(
         client, world, auth, method, path, body, field):
