@@ -153,6 +153,17 @@ def list_appointments(actor: Actor, *, provider_id=None, resident_id=None, regio
 
 
 def body_resident(actor: Actor, resident_id: int) -> Resident:
+    if actor.is_provider:
+        # A provider books and records their own sessions with any resident of a village
+        # they serve, not only with those already in their appointments: a new patient,
+        # a home visit delivered offline.
+        resident = db.session.get(Resident, resident_id)
+        provider = db.session.get(Provider, actor.provider_id,
+                                  options=[joinedload(Provider.service_regions)])
+        if resident is not None and provider is not None and serves_village(provider,
+                                                                             resident):
+            return resident
+        raise field_error("resident_id", "No such resident in a village you serve.")
     try:
         return find_resident(actor, resident_id)
     except NotFound:

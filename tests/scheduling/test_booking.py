@@ -957,6 +957,30 @@ def test_clinician_records_their_own_session(scene, client, as_role, create_appo
     assert response.json["on_behalf"] is False
 
 
+def test_a_provider_records_a_visit_with_a_resident_they_have_not_seen_before(
+        scene, client, as_role):
+    """A home visit delivered offline to a new resident of a village the caregiver serves;
+    a clinician's first session with a resident of their county."""
+    visit = client.post(RECORD, headers=as_role("caregiver"), json=record_body(
+        scene.resident_a1, scene.caregiver_a, PAST, service_type="elder_home_visit"))
+    first = client.post(APPOINTMENTS, headers=as_role("clinician"), json=booking_body(
+        scene.resident_a2, scene.clinician_a, START))
+
+    assert visit.status_code == 201, visit.json
+    assert (visit.json["recorded"], visit.json["on_behalf"]) == (True, False)
+    assert first.status_code == 201, first.json
+    assert first.json["on_behalf"] is False
+
+
+def test_a_provider_may_not_name_a_resident_of_a_village_they_do_not_serve(
+        scene, client, as_role):
+    response = client.post(RECORD, headers=as_role("caregiver"), json=record_body(
+        scene.resident_b, scene.caregiver_a, PAST, service_type="elder_home_visit"))
+
+    assert "resident_id" in field_errors(response)
+    assert appointment_count() == 0
+
+
 def test_clinician_cannot_record_for_another_provider(scene, client, as_role,
                                                       create_appointment):
     create_appointment(scene.resident_a1, scene.clinician_a, START)
