@@ -144,4 +144,13 @@ def idempotent(view):
         return response
 
     wrapper.idempotent = True  # for the check that every creating POST is
+    # Described in the OpenAPI document (flask-smorest's manual doc of the operation; the
+    # dict is shared with the view's by functools.wraps).
+    manual = wrapper.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})
+    manual.setdefault("parameters", []).append({
+        "in": "header", "name": HEADER, "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "Repeat a create safely: the same key and body replay the first "
+                       "answer; the same key with another body is 422 "
+                       "idempotency_key_reused."})
     return wrapper

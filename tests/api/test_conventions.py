@@ -181,8 +181,13 @@ def test_replay_ignores_the_order_of_keys_in_the_body(client, world, auth):
     assert again.json["id"] == first.json["id"]
 
 
-def test_every_post_that_creates_honours_the_idempotency_key(app):
-    """API.md: `Idempotency-Key` on POSTs that create. Every POST answering 201 replays."""
+def test_every_post_that_creates_honours_the_idempotency_key(app, client):
+    """API.md: `Idempotency-Key` on POSTs that create. Every POST answering 201 replays,
+    and the OpenAPI document says so."""
+    spec = client.get("/api/v1/openapi.json").json
+    documented = {path for path, operations in spec["paths"].items()
+                  if any(parameter["name"] == "Idempotency-Key"
+                         for parameter in operations.get("post", {}).get("parameters", []))}
     creating = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
@@ -193,6 +198,7 @@ def test_every_post_that_creates_honours_the_idempotency_key(app):
             assert getattr(post, "idempotent", False), rule.rule
     assert "/api/v1/providers/<int:provider_id>/exceptions" in creating
     assert len(creating) >= 10
+    assert documented == {re.sub(r"<(?:int:)?(\w+)>", r"{\1}", path) for path in creating}
 
 
 def test_same_key_with_another_body_is_refused(client, world, auth):
@@ -279,10 +285,11 @@ def test_openapi_lists_every_route_with_its_methods(app, client):
         if rule.endpoint == "api-docs.openapi_json":
             continue  # the document itself
         if rule.rule.startswith(("/api/v1/", "/calendar/", "/webhooks/")) or rule.rule in (
-                "/healthz", "/readyz"):
+                "/healthz", "/readyz", "/metrics"):
             methods = {m.lower() for m in rule.methods} - {"head", "options"}
             expected.setdefault(openapi_path(rule.rule), set()).update(methods)
-    assert {"/healthz", "/readyz", "/api/v1/auth/token", "/api/v1/residents"} <= set(expected)
+    assert {"/healthz", "/readyz", "/metrics", "/api/v1/auth/token",
+            "/api/v1/residents"} <= set(expected)
 
     documented = {path: set(item) & {"get", "post", "put", "patch", "delete"}
                   for path, item in paths.items()}
