@@ -10,11 +10,13 @@ import secrets
 
 import sqlalchemy as sa
 from flask import current_app
+from marshmallow import ValidationError
 from sqlalchemy.orm import joinedload, selectinload
 
 from careservice.core import audit
 from careservice.core.auth import Actor
 from careservice.core.errors import Forbidden, NotFound, ValidationFailed, field_error
+from careservice.core.fields import normalise_phone
 from careservice.core.models import Role
 from careservice.core.pagination import paginate
 from careservice.extensions import db
@@ -174,6 +176,14 @@ def list_residents(actor: Actor, *, region_id=None, q=None, limit=50, offset=0) 
         digits = "".join(ch for ch in needle if ch.isdigit())
         if len(digits) >= 3:
             conditions.append(Resident.phone.contains(digits, autoescape=True))
+            # A number typed as it is dialled at home ("0951 2034567") shares no run of
+            # digits with the stored E.164 ("+869512034567"): compare it normalised too.
+            try:
+                phone = normalise_phone(needle, current_app.config["DEFAULT_COUNTRY"])
+            except ValidationError:
+                pass
+            else:
+                conditions.append(Resident.phone == phone)
         query = query.where(sa.or_(*conditions))
     page = paginate(query, limit, offset)
     audit.record(actor, "resident.list", "resident", None,

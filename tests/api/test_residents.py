@@ -341,6 +341,15 @@ def test_q_matches_part_of_a_name_or_the_digits_of_a_phone(client, world, admin,
     assert listed(client, admin, q=q) == [getattr(world, attr).id for attr in expected]
 
 
+@pytest.mark.parametrize("q", ["0951 2034567", "09512034567", "0951-203-4567",
+                               "+86 951 2034567", "+869512034567", "9512034567", "2034567"])
+def test_q_finds_a_phone_typed_in_national_or_international_format(client, world, vhw, q):
+    created = client.post(URL, json=body(world, phone="0951 2034567"), headers=vhw).json
+    assert created["phone"] == "+869512034567"
+
+    assert listed(client, vhw, q=q) == [created["id"]]
+
+
 def test_q_matches_part_of_a_chinese_name(client, world, admin, create_resident):
     resident = create_resident(world.village_a1, name="王秀英", phone=None)
 
