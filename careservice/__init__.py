@@ -160,8 +160,10 @@ def _register_blueprints(app: Flask) -> None:
         matching.blp,
     ):
         api.register_blueprint(blueprint)
-    # Plain Flask: an operations endpoint in Prometheus' format, not part of the API.
+    # Plain Flask, outside /api/v1: an operations endpoint in Prometheus' format, which
+    # flask-smorest does not see, so it is described in the OpenAPI document by hand.
     app.register_blueprint(prometheus.blp)
+    prometheus.document(api.spec, app.url_map)
     prometheus.init_prometheus(app)
 
 

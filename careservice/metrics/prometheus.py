@@ -98,6 +98,18 @@ def init_prometheus(app: Flask) -> None:
         return response
 
 
+def document(spec, url_map) -> None:
+    """Describe GET /metrics in the OpenAPI document: flask-smorest sees only its own views."""
+    spec.tag({"name": "prometheus", "description": "Operations counters for Prometheus"})
+    # flask-smorest's path helper reads the path from the Flask rule.
+    spec.path(rule=next(url_map.iter_rules("prometheus.metrics")), operations={"get": {
+        "tags": ["prometheus"],
+        "summary": "Operations counters, gauges and request latency.",
+        "responses": {"200": {
+            "description": f"Prometheus text exposition format ({CONTENT_TYPE_LATEST})",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}}}})
+
+
 @blp.get("/metrics")
 def metrics():
     from flask import current_app

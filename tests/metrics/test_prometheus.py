@@ -61,3 +61,13 @@ def test_metrics_content_type_is_prometheus_latest_once(client):
     assert parsed.get_param("version") == "1.0.0"
     assert parsed.get_content_charset() == "utf-8"
     assert header == CONTENT_TYPE_LATEST
+
+
+def test_openapi_document_describes_metrics_as_prometheus_text(client):
+    """API.md: the served document describes every endpoint, /metrics (plain Flask) too."""
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+
+    assert "/metrics" in paths
+    assert set(paths["/metrics"]) == {"get"}
+    ok = paths["/metrics"]["get"]["responses"]["200"]
+    assert set(ok["content"]) == {"text/plain"}
