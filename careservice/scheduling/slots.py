@@ -23,7 +23,8 @@ from careservice.scheduling.models import (
     ServiceType,
 )
 
-MAX_RANGE = timedelta(days=62)
+# Longer than any session and its buffer: a start at the horizon still fits its window.
+LONGEST_SESSION = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -252,18 +253,21 @@ def load_busy(provider_id: int, start: datetime, end: datetime) -> list[tuple]:
 
 def free_slots(provider: Provider, service_type: ServiceType, start: datetime, end: datetime,
                limits: Limits | None = None) -> list[Slot]:
+    """Free starts in [start, end). Nothing before the notice or past the horizon can be
+    offered, so the range is cut to them first: asking for a year costs no more than
+    asking for the bookable days."""
     if end <= start:
         raise ValidationFailed({"to": ["Must be after from."]})
-    if end - start > MAX_RANGE:
-        raise ValidationFailed({"to": [f"At most {MAX_RANGE.days} days after from."]})
-    if not provider.active or not offers(provider, service_type):
+    limits = limits or Limits.current()
+    start, end = max(start, limits.earliest), min(end, limits.latest + LONGEST_SESSION)
+    if end <= start or not provider.active or not offers(provider, service_type):
         return []
     calendar = provider_calendar(provider, start)
     windows = working_windows(provider.timezone, calendar.rules, calendar.exceptions, start, end)
     return compute_slots(timezone=provider.timezone, cap=provider.max_sessions_per_day,
                          windows=windows, busy=load_busy(provider.id, start, end),
                          blocked=time_off(calendar.exceptions), service_type=service_type,
-                         start=start, end=end, limits=limits or Limits.current())
+                         start=start, end=end, limits=limits)
 
 
 def fits_availability(provider: Provider, service_type: ServiceType, start: datetime) -> bool:
