@@ -1,5 +1,6 @@
 """POST /api/v1/auth/token, DELETE /api/v1/auth/token and GET /api/v1/me."""
 
+from flask import request
 from flask.views import MethodView
 
 from careservice.core.auth import bearer_token, current_actor, request_id, require
@@ -17,10 +18,12 @@ class Token(MethodView):
     @blp.arguments(LoginIn)
     @blp.response(200, TokenOut)
     @blp.alt_response(401, description="Wrong username or password")
-    @blp.alt_response(429, description="Too many failed logins for this username")
+    @blp.alt_response(429, description="Too many failed logins for this username or from "
+                                       "this address")
     def post(self, data):
         """Log in: a bearer token for a username and password."""
-        token, row = users.login(data["username"], data["password"], request_id())
+        token, row = users.login(data["username"], data["password"], request_id(),
+                                 request.remote_addr)
         return {"token": token, "expires_at": row.expires_at, "user": row.user}
 
     @require()
