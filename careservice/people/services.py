@@ -170,7 +170,9 @@ def list_residents(actor: Actor, *, region_id=None, q=None, limit=50, offset=0) 
         inside = region_subtree_clause(region) if region else sa.false()
         villages = sa.select(Region.id).where(inside)
         query = query.where(Resident.region_id.in_(villages))
-    if q:
+    if q and actor.is_provider:
+        query = query.where(_shown_name_matches(actor, q.strip()))
+    elif q:
         needle = q.strip()
         conditions = [Resident.name.icontains(needle, autoescape=True)]
         digits = "".join(ch for ch in needle if ch.isdigit())
@@ -190,6 +192,17 @@ def list_residents(actor: Actor, *, region_id=None, q=None, limit=50, offset=0) 
                  ids=[resident.id for resident in page["items"]])
     db.session.commit()
     return page
+
+
+def _shown_name_matches(actor: Actor, needle: str):
+    """SQL: the name a provider is shown (the preferred name, else the name's first
+    word) contains the needle. A provider's search must not reach what they are not
+    shown, or trying names and phones would reveal them. Compared in Python, with
+    the very rule that makes the name, over the few residents of their sessions."""
+    wanted = needle.casefold()
+    residents = db.session.execute(_resident_query(actor)).scalars()
+    return Resident.id.in_([resident.id for resident in residents
+                            if wanted in resident.sms_name.casefold()])
 
 
 def find_resident(actor: Actor, resident_id: int) -> Resident:

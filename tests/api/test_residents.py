@@ -1,7 +1,7 @@
 """Residents over HTTP: registration, validation, names for SMS, search, paging, audit."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -359,6 +359,61 @@ def test_q_matches_part_of_a_chinese_name(client, world, admin, create_resident)
 def test_q_and_region_filter_combine(client, world, admin):
     assert listed(client, admin, q="1390013900", region_id=world.town_a.id) == [
         world.resident_a1.id, world.resident_a2.id]
+
+
+# What a provider may search on
+
+
+@pytest.fixture
+def clinician_sessions(frozen_clock, world, create_service_type, set_availability,
+                       create_resident, create_appointment):
+    """The clinician's residents: resident_a1 (shown as "Ma") and Zhao Guiying, shown
+    as "Auntie Zhao"; resident_a2 has no session with them."""
+    create_service_type()
+    set_availability(world.clinician_a)
+    zhao = create_resident(world.village_a1, name="Zhao Guiying", preferred_name="Auntie Zhao",
+                           phone="+8613700137555")
+    start = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+    create_appointment(world.resident_a1, world.clinician_a, start)
+    create_appointment(zhao, world.clinician_a, start + timedelta(hours=1))
+    return zhao
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("Ma", ("resident_a1",)),
+    ("auntie", ("zhao",)),
+    ("Zhao", ("zhao",)),
+    ("Guilan", ()),
+    ("Ma Guilan", ()),
+    ("Guiying", ()),
+    ("Zhao Guiying", ()),
+    ("13900139001", ()),
+    ("0139001", ()),
+    ("+86 137 0013 7555", ()),
+    ("Jianguo", ()),
+])
+def test_a_provider_searches_only_the_names_they_are_shown(client, world, auth,
+                                                           clinician_sessions, q, expected):
+    residents = {"resident_a1": world.resident_a1, "zhao": clinician_sessions}
+
+    assert listed(client, auth(world.users["clinician"]), q=q) == [
+        residents[name].id for name in expected]
+
+
+def test_a_provider_still_lists_the_resident_of_a_cancelled_session(
+        client, world, auth, clinician_sessions):
+    """They still see that cancelled session (their own), so they see who it was for."""
+    admin = auth(world.users["admin"])
+    clinician = auth(world.users["clinician"])
+    sessions = client.get("/api/v1/appointments", headers=admin,
+                          query_string={"resident_id": clinician_sessions.id}).json["items"]
+    cancelled = client.post(f"/api/v1/appointments/{sessions[0]['id']}/cancel",
+                            json={"reason": "Moved to her daughter's"}, headers=admin)
+    assert cancelled.status_code == 200, cancelled.json
+
+    assert clinician_sessions.id in listed(client, clinician)
+    mine = client.get(f"/api/v1/appointments/{sessions[0]['id']}", headers=clinician)
+    assert mine.json["status"] == "cancelled"
 
 
 # Paging

@@ -33,7 +33,8 @@ class Residents(MethodView):
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
     @blp.response(200, ResidentPage)
     def get(self, **filters):
-        """List residents in scope; `region_id` includes sub-regions, `q` matches name or phone."""
+        """List residents in scope; `region_id` includes sub-regions, `q` matches name or phone
+        (a clinician's or caregiver's `q` only the preferred name they are shown)."""
         actor = current_actor()
         return dump_page(ResidentOut, services.list_residents(actor, **filters),
                          only=view_fields(actor))
