@@ -106,10 +106,13 @@ def update_region(actor: Actor, region_id: int, data: dict) -> Region:
         parent = _existing_region("parent_id", data["parent_id"])
         if parent is not None and parent.path.startswith(region.path):
             raise field_error("parent_id", "That parent lies inside this region: a cycle.")
+    kind = data.get("kind", region.kind)
+    if parent is None and kind != RegionKind.PROVINCE and ("parent_id" in data or "kind" in data):
+        raise field_error("parent_id", f"A {kind} needs a parent; only a province has none.")
     children_kinds = db.session.execute(
         sa.select(Region.kind).where(Region.parent_id == region.id).distinct()
     ).scalars().all()
-    _check_region_shape(data.get("kind", region.kind), parent, children_kinds)
+    _check_region_shape(kind, parent, children_kinds)
     for attr in ("name", "kind", "zone", "setting", "timezone", "latitude", "longitude"):
         if attr in data:
             if data[attr] is None and attr in ("zone", "setting", "timezone"):

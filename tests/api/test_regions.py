@@ -354,6 +354,29 @@ def test_moving_a_township_moves_its_whole_subtree(client, world, auth, create_u
         [world.town_a.id, world.town_b.id])
 
 
+@pytest.mark.parametrize("region", ["village_a1", "town_a", "county_a"])
+def test_only_a_province_may_be_detached_from_its_parent(client, world, auth, region):
+    admin = auth(world.users["admin"])
+    before = _parents(client, admin, world)
+
+    response = _patch(client, admin, getattr(world, region).id, parent_id=None)
+
+    assert "parent_id" in _field_errors(response)
+    assert _parents(client, admin, world) == before
+    assert _resident_ids(client, auth(world.users["coordinator"])) == sorted(
+        [world.resident_a1.id, world.resident_a2.id])
+
+
+def test_a_province_without_a_parent_keeps_its_kind(client, admin, create_region):
+    province = create_region("province")
+
+    assert _patch(client, admin, province.id, parent_id=None).status_code == 200
+    response = _patch(client, admin, province.id, kind="county")
+
+    assert "parent_id" in _field_errors(response)
+    assert _get(client, admin, province.id).json["kind"] == "province"
+
+
 def test_changing_a_kind_above_its_children_is_refused(client, world, auth):
     admin = auth(world.users["admin"])
 
