@@ -317,6 +317,15 @@ def _check_may_manage(actor: Actor, home_region: Region, field: str | None = Non
     raise Forbidden("Only admins and the coordinators of the provider's region manage it.")
 
 
+def _service_regions(actor: Actor, region_ids, kept=()) -> list[Region]:
+    """The regions a provider is to serve; a coordinator adds only regions inside
+    their own (those the provider already serves may stay)."""
+    regions = [_existing_region("service_region_ids", rid) for rid in region_ids]
+    if any(region.id not in kept and not actor.covers_path(region.path) for region in regions):
+        raise field_error("service_region_ids", "No such region in your regions.")
+    return regions
+
+
 def _default_modalities(kind: str) -> list[str]:
     if kind == ProviderKind.CAREGIVER:
         return [Modality.HOME_VISIT.value]
@@ -333,7 +342,7 @@ def create_provider(actor: Actor, data: dict) -> Provider:
     _check_may_manage(actor, home, "home_region_id")
     service_ids = data.pop("service_region_ids", [])
     provider = Provider(**data)
-    provider.service_regions = [_existing_region("service_region_ids", rid) for rid in service_ids]
+    provider.service_regions = _service_regions(actor, service_ids)
     provider.timezone = provider.timezone or home.timezone
     provider.languages = provider.languages or [current_app.config["LANGUAGES"][0]]
     provider.modalities = provider.modalities or _default_modalities(provider.kind)
@@ -357,8 +366,8 @@ def update_provider(actor: Actor, provider_id: int, data: dict) -> Provider:
         if attr in data and data[attr] is None:
             raise field_error(attr, "Field may not be null.")
     if "service_region_ids" in data:
-        provider.service_regions = [_existing_region("service_region_ids", rid)
-                                    for rid in data.pop("service_region_ids")]
+        provider.service_regions = _service_regions(actor, data.pop("service_region_ids"),
+                                                    kept=provider.service_region_ids)
     for attr, value in data.items():
         setattr(provider, attr, value)
     if provider.kind == ProviderKind.CAREGIVER and Modality.HOME_VISIT not in provider.modalities:

@@ -452,6 +452,55 @@ def test_a_coordinator_adds_providers_only_in_their_regions(client, world, auth)
     assert "home_region_id" in _field_errors(outside)
 
 
+def test_a_coordinator_gives_service_regions_only_inside_their_regions(client, world, auth):
+    coordinator = auth(world.users["coordinator"])
+    before = _total(client, coordinator)
+
+    outside = _post(client, coordinator,
+                    _body(world.town_a, service_region_ids=[world.town_a.id, world.town_b.id]))
+    above = _post(client, coordinator,
+                  _body(world.town_a, service_region_ids=[world.province.id]))
+    inside = _post(client, coordinator,
+                   _body(world.town_a, service_region_ids=[world.village_a1.id]))
+
+    assert "service_region_ids" in _field_errors(outside)
+    assert "service_region_ids" in _field_errors(above)
+    assert inside.status_code == 201, inside.json
+    assert _total(client, coordinator) == before + 1
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("service_region_ids", lambda w: [w.county_a.id, w.village_b.id]),
+    ("service_region_ids", lambda w: [w.province.id]),
+    ("home_region_id", lambda w: w.town_b.id),
+], ids=["serving-another-county", "serving-the-province", "homed-in-another-county"])
+def test_a_coordinator_may_not_move_a_provider_out_of_their_regions(client, world, auth,
+                                                                    field, value):
+    coordinator = auth(world.users["coordinator"])
+    provider = world.clinician_a.id
+    before = _get(client, coordinator, provider)
+
+    response = _patch(client, coordinator, provider, **{field: value(world)})
+
+    assert field in _field_errors(response)
+    assert _get(client, coordinator, provider) == before
+
+
+def test_a_coordinator_keeps_service_regions_an_admin_gave_outside_theirs(client, world, auth):
+    admin, coordinator = auth(world.users["admin"]), auth(world.users["coordinator"])
+    provider = world.clinician_a.id
+    assert _patch(client, admin, provider,
+                  service_region_ids=[world.county_a.id, world.county_b.id]).status_code == 200
+
+    response = _patch(client, coordinator, provider,
+                      service_region_ids=[world.town_a.id, world.county_b.id])
+
+    assert response.status_code == 200, response.json
+    assert response.json["service_region_ids"] == [world.town_a.id, world.county_b.id]
+    admin_anywhere = _patch(client, admin, provider, service_region_ids=[world.village_b.id])
+    assert admin_anywhere.json["service_region_ids"] == [world.village_b.id]
+
+
 # Audit
 
 
