@@ -94,43 +94,25 @@ def _dummy_hash() -> str:
     return _DUMMY_HASHES[method]
 
 
-# Failures are also counted per client address, across usernames, so that one
-# client cannot try a password on every username in turn. Several people may
-# share an address (a health post behind one NAT), hence a higher limit.
-ADDRESS_FAILURES_FACTOR = 4
-
-
-def _address_key(address: str) -> str:
-    """The LoginFailure.username under which an address's failures are counted.
-    Usernames are stripped before they are counted, so none begins with a space
-    and no username can stand for (or lock out) an address."""
-    return f" {address}"[:80]
-
-
-def _recent_failures(key: str) -> int:
+def _recent_failures(username: str) -> int:
     window = timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
     return db.session.execute(
         sa.select(sa.func.count()).select_from(LoginFailure)
-        .where(LoginFailure.username == key, LoginFailure.at > utcnow() - window)
+        .where(LoginFailure.username == username, LoginFailure.at > utcnow() - window)
     ).scalar_one()
 
 
-def login(username: str, password: str, request_id: str | None = None,
-          address: str | None = None) -> tuple[str, ApiToken]:
+def login(username: str, password: str, request_id: str | None = None) -> tuple[str, ApiToken]:
     """A new bearer token for good credentials.
 
-    Failures are counted per username, and per client address across usernames,
-    in the database, so the limits hold across every worker and copy of the app.
-    A good login clears its username's failures, not its address's: one known
-    password must not buy more guesses at the others.
+    Failures are counted per username in the database, so the limit holds
+    across every worker and copy of the app; a good login clears them. (Not per
+    client address: behind a reverse proxy every client has the proxy's, and one
+    address's limit would lock everyone out.)
     """
     config = current_app.config
     username = username.strip()
-    limited = _recent_failures(username) >= config["LOGIN_MAX_FAILURES"]
-    if address and not limited:
-        limited = (_recent_failures(_address_key(address))
-                   >= config["LOGIN_MAX_FAILURES"] * ADDRESS_FAILURES_FACTOR)
-    if limited:
+    if _recent_failures(username) >= config["LOGIN_MAX_FAILURES"]:
         raise RateLimited("Too many failed logins; try again in a minute.",
                           headers={"Retry-After": str(config["LOGIN_FAILURE_WINDOW_SECONDS"])})
     user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
@@ -139,8 +121,6 @@ def login(username: str, password: str, request_id: str | None = None,
         window = timedelta(seconds=config["LOGIN_FAILURE_WINDOW_SECONDS"])
         db.session.execute(sa.delete(LoginFailure).where(LoginFailure.at < utcnow() - 2 * window))
         db.session.add(LoginFailure(username=username[:80]))
-        if address:
-            db.session.add(LoginFailure(username=_address_key(address)))
         audit.record(None, "login.failure", "user", user.id if user else None,
                      request_id=request_id)
         db.session.commit()

@@ -125,37 +125,6 @@ def test_a_good_login_clears_the_failures_of_that_username(client, create_user, 
     assert login(client, "zhang").status_code == 200
 
 
-def login_from(client, address, username, password=PASSWORD):
-    return client.post(TOKEN_URL, json={"username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": address})
-
-
-def test_failures_across_many_usernames_from_one_address_are_rate_limited(
-        app, client, create_user, frozen_clock):
-    create_user("admin", username="zhang")
-    statuses = [login_from(client, "203.0.113.7", f"user{n}", "guess").status_code
-                for n in range(30)]
-
-    assert 401 in statuses
-    assert statuses[-1] == 429
-    response = login_from(client, "203.0.113.7", "zhang")
-    assert response.status_code == 429
-    assert response.json["error"]["code"] == "rate_limited"
-    assert int(response.headers["Retry-After"]) > 0
-    assert login_from(client, "198.51.100.2", "zhang").status_code == 200
-    frozen_clock.advance(timedelta(seconds=app.config["LOGIN_FAILURE_WINDOW_SECONDS"] + 1))
-    assert login_from(client, "203.0.113.7", "zhang").status_code == 200
-
-
-def test_a_few_mistakes_from_a_shared_address_do_not_lock_it(app, client, create_user,
-                                                            frozen_clock):
-    create_user("admin", username="zhang")
-    for n in range(app.config["LOGIN_MAX_FAILURES"] * 2):
-        assert login_from(client, "203.0.113.7", f"vhw{n}", "typo").status_code == 401
-
-    assert login_from(client, "203.0.113.7", "zhang").status_code == 200
-
-
 def test_token_is_stored_only_as_its_sha256(client, create_user):
     create_user("admin", username="zhang")
 

@@ -1,6 +1,5 @@
 """POST /api/v1/auth/token, DELETE /api/v1/auth/token and GET /api/v1/me."""
 
-from flask import request
 from flask.views import MethodView
 
 from careservice.core.auth import bearer_token, current_actor, request_id, require
@@ -18,12 +17,10 @@ class Token(MethodView):
     @blp.arguments(LoginIn)
     @blp.response(200, TokenOut)
     @blp.alt_response(401, description="Wrong username or password")
-    @blp.alt_response(429, description="Too many failed logins for this username or from "
-                                       "this address")
+    @blp.alt_response(429, description="Too many failed logins for this username")
     def post(self, data):
         """Log in: a bearer token for a username and password."""
-        token, row = users.login(data["username"], data["password"], request_id(),
-                                 request.remote_addr)
+        token, row = users.login(data["username"], data["password"], request_id())
         return {"token": token, "expires_at": row.expires_at, "user": row.user}
 
     @require()
