@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from careservice.core.fields import Choices, ClockTime, Instant
+from careservice.core.fields import Choices, ClockTime, Instant, TrimmedString
 from careservice.core.pagination import page_schema
 from careservice.core.schemas import InSchema, QuerySchema
 from careservice.people.models import Modality
@@ -23,7 +23,7 @@ def _ordered(data, first: str, second: str, message: str):
 
 class ServiceTypeIn(InSchema):
     code = fields.String(required=True, validate=CODE)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    name = TrimmedString(required=True, validate=validate.Length(max=120))
     modality = fields.String(required=True, validate=one_of(Modality))
     duration_minutes = fields.Integer(required=True, validate=validate.Range(min=5, max=480))
     buffer_minutes = fields.Integer(load_default=0, validate=validate.Range(min=0, max=240))
@@ -178,6 +178,11 @@ class AppointmentQuery(QuerySchema):
     status = Choices(fields.String(validate=one_of(Status)))
     start = Instant(data_key="from")
     end = Instant(data_key="to")
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        if "start" in data and "end" in data and data["start"] >= data["end"]:
+            raise ValidationError("Must be after from.", "to")  # as slots, matches, coverage
 
 
 AppointmentPage = page_schema(AppointmentOut, "AppointmentPage")

@@ -116,6 +116,7 @@ def test_a_duplicate_code_is_refused_on_code(client, admin, create_service_type)
     ({"code": "mental-health"}, "code"),
     ({"code": ""}, "code"),
     ({"name": ""}, "name"),
+    ({"name": "   "}, "name"),
     ({"required_skill": "Mental Health"}, "required_skill"),
     ({"price": 10}, "price"),
 ])

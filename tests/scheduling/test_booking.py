@@ -611,6 +611,13 @@ def test_list_filters(scene, varied, client, as_role, query, expected):
     assert response.json["total"] == len(expected)
 
 
+def test_a_list_range_that_ends_before_it_begins_is_422_on_to(scene, client, as_role):
+    response = client.get(APPOINTMENTS, query_string={"from": wire(at(60)), "to": wire(at(60))},
+                          headers=as_role("admin"))
+
+    assert "to" in field_errors(response)
+
+
 def test_filters_never_widen_a_coordinators_scope(scene, varied, client, as_role):
     response = client.get(APPOINTMENTS, query_string={"region_id": scene.county_b.id},
                           headers=as_role("coordinator"))
