@@ -9,7 +9,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
-from careservice.core.schemas import LARGEST_INTEGER
+from careservice.core.schemas import LARGEST_INTEGER, ErrorSchema
 
 BEARER = [{"bearerAuth": []}]
 
@@ -50,6 +50,13 @@ class Blueprint(SmorestBlueprint):
         """As flask-smorest's, with the schema made once: webargs would build an
         instance of a schema class on every request."""
         return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
+
+    def alt_response(self, status_code, *args, schema=None, **kwargs):
+        """As flask-smorest's; an error answer (4xx) is documented with the error
+        envelope unless it says otherwise."""
+        if schema is None and str(status_code).startswith("4"):
+            schema = ErrorSchema
+        return super().alt_response(status_code, *args, schema=schema, **kwargs)
 
 
 def json_response(data, status: int = 200) -> Response:

@@ -158,7 +158,7 @@ class ProviderOut(Schema):
     service_region_ids = fields.List(fields.Integer())
     max_sessions_per_day = fields.Integer()
     active = fields.Boolean()
-    calendar_url = fields.Method("get_calendar_url")
+    calendar_url = fields.Method("get_calendar_url", metadata={"type": "string", "format": "uri"})
     created_at = Instant()
     updated_at = Instant()
 

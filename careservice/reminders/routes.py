@@ -37,10 +37,14 @@ def check_signature() -> None:
         raise Forbidden("The Twilio signature does not match.")
 
 
+REFUSED = {"description": "Bad X-Twilio-Signature",
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
 @blp.route("/webhooks/twilio/status", methods=["POST"])
 @blp.doc(summary="Twilio delivery status callback", **FORM,
          responses={"200": {"description": "Recorded (or an unknown SID, ignored)"},
-                    "403": {"description": "Bad X-Twilio-Signature"}})
+                    "403": REFUSED})
 def twilio_status():
     check_signature()
     code = request.form.get("ErrorCode", "")
@@ -53,7 +57,7 @@ def twilio_status():
 @blp.doc(summary="A resident's SMS reply; answers TwiML", **FORM,
          responses={"200": {"description": "TwiML <Response>, with a <Message> when due",
                             "content": {"application/xml": {"schema": {"type": "string"}}}},
-                    "403": {"description": "Bad X-Twilio-Signature"}})
+                    "403": REFUSED})
 def twilio_inbound():
     check_signature()
     reply = handle_inbound(request.form.get("MessageSid", ""), request.form.get("From", ""),

@@ -297,6 +297,25 @@ def test_openapi_lists_every_route_with_its_methods(app, client):
     assert documented == expected
 
 
+def test_every_documented_error_answer_has_the_error_envelope(client):
+    """API.md: errors always have the one shape; the document says so for each."""
+    spec = client.get("/api/v1/openapi.json").json
+    shared = spec["components"]["responses"]
+    bare = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            for status, answer in operation.get("responses", {}).items():
+                if not str(status).startswith("4"):
+                    continue
+                answer = shared[answer["$ref"].rsplit("/", 1)[1]] if "$ref" in answer else answer
+                schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                if schema != {"$ref": "#/components/schemas/Error"}:
+                    bare.append(f"{method} {path} {status}")
+    assert bare == []
+
+
 # Encoding and request ids
 
 
