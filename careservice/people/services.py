@@ -304,7 +304,12 @@ def get_provider(provider_id: int) -> Provider:
 
 
 def may_see_calendar_url(actor: Actor, provider: Provider) -> bool:
-    return actor.role in (Role.ADMIN, Role.COORDINATOR) or actor.provider_id == provider.id
+    """The provider themself, an admin, or a coordinator of the provider's home region:
+    those who may also replace the token. The feed shows every session of the provider,
+    so a coordinator elsewhere would read sessions outside their regions through it."""
+    if actor.is_admin or actor.provider_id == provider.id:
+        return True
+    return actor.role == Role.COORDINATOR and actor.covers_path(provider.home_region.path)
 
 
 def _check_may_manage(actor: Actor, home_region: Region, field: str | None = None) -> None:
