@@ -5,18 +5,29 @@ from sqlalchemy.orm import selectinload
 
 from careservice.core import audit
 from careservice.core.auth import Actor
-from careservice.core.errors import InvalidTransition, NotFound, field_error
+from careservice.core.errors import Forbidden, InvalidTransition, NotFound, field_error
 from careservice.core.pagination import paginate
 from careservice.core.time import utcnow
 from careservice.extensions import db
 from careservice.people.services import visible_residents_clause
 from careservice.scheduling.booking import body_resident, body_service_type
-from careservice.scheduling.models import CareRequest, RequestStatus
+from careservice.scheduling.models import Appointment, CareRequest, RequestStatus
 from careservice.scheduling.slots import session_span
 
 
 def _visible_clause(actor: Actor):
+    """Coordinators and vhws: the requests of residents in their regions. Providers:
+    only the requests their own sessions took; the waitlist is not theirs to read (its
+    notes may say why care is needed) or to change."""
+    if actor.is_provider:
+        return CareRequest.appointment_id.in_(
+            sa.select(Appointment.id).where(Appointment.provider_id == actor.provider_id))
     return visible_residents_clause(actor, CareRequest.resident_id)
+
+
+def _check_may_change(actor: Actor) -> None:
+    if actor.is_provider:
+        raise Forbidden("Village health workers, coordinators and admins keep the waitlist.")
 
 
 def find_care_request(actor: Actor, request_id: int) -> CareRequest:
@@ -43,6 +54,7 @@ def list_care_requests(actor: Actor, *, resident_id=None, status=None, urgency=N
 
 def create_care_request(actor: Actor, *, resident_id: int, service_type: str, earliest, latest,
                         urgency: str = "routine", notes: str | None = None) -> CareRequest:
+    _check_may_change(actor)
     resident = body_resident(actor, resident_id)
     kind = body_service_type(service_type)
     duration, _ = session_span(kind)
@@ -62,6 +74,7 @@ def create_care_request(actor: Actor, *, resident_id: int, service_type: str, ea
 
 def cancel_care_request(actor: Actor, request_id: int) -> CareRequest:
     request = find_care_request(actor, request_id)
+    _check_may_change(actor)
     if request.status != RequestStatus.OPEN:
         raise InvalidTransition(f"A {request.status} care request cannot be cancelled.")
     updated = db.session.execute(

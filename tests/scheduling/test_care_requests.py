@@ -165,6 +165,36 @@ def test_list_shows_only_requests_of_residents_in_scope(client, auth, ready, wai
     assert ids(response) == [waitlist[name]["id"] for name in visible]
 
 
+def test_a_provider_sees_only_the_requests_their_own_sessions_took(client, auth, ready,
+                                                                   waitlist, vhw):
+    """The waitlist's notes may say why care is needed: not for every provider to read.
+    The clinician's session takes a1_urgent; a1_routine, same resident, stays hidden."""
+    taken = book(client, vhw, ready, care_request_id=waitlist["a1_urgent"]["id"])
+    assert taken.status_code == 201, taken.json
+    clinician = auth(ready.users["clinician"])
+
+    assert ids(client.get(REQUESTS, headers=clinician)) == [waitlist["a1_urgent"]["id"]]
+    assert ids(client.get(REQUESTS, headers=auth(ready.users["caregiver"]))) == []
+    hidden = client.get(f"{REQUESTS}/{waitlist['a1_routine']['id']}", headers=clinician)
+    assert hidden.status_code == 404
+
+
+@pytest.mark.parametrize("role", ["clinician", "caregiver"])
+def test_providers_neither_add_to_nor_cancel_from_the_waitlist(client, auth, ready, vhw, role,
+                                                              create_appointment):
+    create_appointment(ready.resident_a1, ready.clinician_a, datetime(2026, 12, 5, 2, 0,
+                                                                     tzinfo=UTC))
+    request_id = new_request(client, vhw, ready.resident_a1)["id"]
+    headers = auth(ready.users[role])
+
+    added = post_request(client, headers, ready.resident_a1)
+    cancelled = client.post(f"{REQUESTS}/{request_id}/cancel", headers=headers)
+
+    assert added.status_code == 403
+    assert cancelled.status_code in (403, 404)
+    assert get_request(client, vhw, request_id)["status"] == "open"
+
+
 @pytest.mark.parametrize("query, expected", [
     ({"urgency": "urgent"}, ["a1_urgent", "a2_urgent"]),
     ({"urgency": "urgent,soon"}, ["a1_urgent", "a2_urgent", "b_soon"]),
