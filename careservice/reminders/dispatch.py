@@ -81,8 +81,15 @@ class RateLimiter:
         if slot > now:
             time.sleep(slot - now)
 
-
-UNLIMITED = RateLimiter(0)
+    def wait_for_a_slot(self) -> None:
+        """Sleep until a send could go at once, without taking the slot: a row that is
+        then suppressed or deferred spends none."""
+        if not self.interval:
+            return
+        with self.lock:
+            delay = self.next_slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def status_callback_url() -> str:
@@ -274,13 +281,13 @@ def flag_resident(resident_id: int | None, code: int | None, message: str) -> No
 
 def _deliver_chunk(app, reminder_ids: list[int], limiter: RateLimiter) -> list[str]:
     """deliver_batch in a worker thread, with its own app context and session. A chunk
-    of one waits for the rate limit before its transaction begins: on SQLite, where the
-    transaction holds the write lock, the lock is then held for the send alone."""
+    of one waits for the rate limit before its transaction begins (one worker: the slot
+    is still free inside): on SQLite, where the transaction holds the write lock, the
+    lock is then held for the send alone."""
     with app.app_context():
         try:
             if len(reminder_ids) == 1:
-                limiter.wait()
-                limiter = UNLIMITED
+                limiter.wait_for_a_slot()
             return deliver_batch(reminder_ids, limiter)
         except Exception:
             db.session.rollback()

@@ -840,3 +840,21 @@ def test_the_rate_limit_spaces_sends_and_none_sends_at_once(
     assert tally.sent == 10 and len(sms_outbox) == 10
     # Ten sends at five a second take at least 1.8 s; unlimited, well under one.
     assert (elapsed >= 1.75) if spaced else (elapsed < 1.0), elapsed
+
+
+def test_rows_deferred_for_quiet_hours_spend_no_rate_slot(
+        app, clinic, book_many, sms_outbox, frozen_clock, monkeypatch):
+    """Ten confirmations queued at 17:00 local, then quiet hours from 16:00: they wait
+    for the morning, and dispatching them must not take the two seconds ten sends at five
+    a second would."""
+    monkeypatch.setitem(app.config, "SMS_RATE_PER_SECOND", 5)
+    book_many(10)
+    db.session.commit()
+    monkeypatch.setitem(app.config, "QUIET_HOURS", "16:00-08:00")  # from now on
+
+    began = time.monotonic()
+    tally = dispatch_due(NOW)
+    elapsed = time.monotonic() - began
+
+    assert tally.deferred == 10 and sms_outbox == []
+    assert elapsed < 1.0, elapsed
