@@ -10,9 +10,10 @@ from marshmallow import (
     validates_schema,
 )
 
-# The largest whole number a database column holds (BIGINT; SQLite's INTEGER): a larger
-# id can name nothing, and the drivers raise on it instead of answering "no such row".
-LARGEST_INTEGER = 2**63 - 1
+# The largest whole number the id and count columns hold (INTEGER: 32 bits on
+# PostgreSQL): a larger id can name nothing, and the database raises on it instead of
+# answering "no such row".
+LARGEST_INTEGER = 2**31 - 1
 
 
 class _Input(Schema):

@@ -416,8 +416,11 @@ def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
     for _, day in group["days"]:
         if day["last"] <= request.start or day["first"] >= request.end:
             continue
+        # The resident's sessions on this day only: checking every one against every
+        # slot of every day grew with the square of a long waitlist.
+        day_busy = [(b, e) for b, e in busy if b < day["last"] and e > day["first"]]
         whole = (request.start <= day["first"] and day["last"] <= request.end
-                 and not any(overlaps(day["first"], day["last"], b, e) for b, e in busy))
+                 and not day_busy)
         if whole:  # through the group's node, and straight to the last provider too
             ways.append(("group", day, None, entry))
             own = day["by_provider"].get(last)
@@ -427,7 +430,7 @@ def _ways_in(problem: Instance, request: Request, entry: int, group: dict,
         for provider_day, cost in chosen:
             is_last = provider_day.provider_id == last
             way = _way_into_day(problem, request, entry + cost - (bonus if is_last else 0),
-                                provider_day, busy)
+                                provider_day, day_busy)
             if way is not None:
                 ways.append(way)
                 if way[0] != "day":

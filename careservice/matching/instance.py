@@ -46,6 +46,7 @@ from careservice.scheduling.models import (
     Status,
 )
 from careservice.scheduling.slots import (
+    LONGEST_SESSION,
     MICROSECOND,
     Grids,
     Limits,
@@ -228,8 +229,13 @@ def load(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
                         continuity=config["MATCH_WEIGHT_CONTINUITY"],
                         load_weight=config["MATCH_WEIGHT_LOAD"])
     _eligibility(instance, regions, areas)
-    _sessions(instance, start - MARGIN, end + MARGIN)
-    _slots(instance, start, end, now)
+    # Nothing before the notice or past the horizon can be booked: slots and sessions are
+    # looked for inside both, whatever [start, end) is asked (2000-2100 took seconds).
+    limits = Limits.current(now)
+    start, end = max(start, limits.earliest), min(end, limits.latest + LONGEST_SESSION)
+    if start < end:
+        _sessions(instance, start - MARGIN, end + MARGIN)
+        _slots(instance, start, end, now)
     _terms(instance, regions)
     return instance
 

@@ -48,8 +48,8 @@ REFUSED = {"description": "Bad X-Twilio-Signature",
 def twilio_status():
     check_signature()
     code = request.form.get("ErrorCode", "")
-    apply_status(request.form.get("MessageSid", ""), request.form.get("MessageStatus", ""),
-                 int(code) if code.isdigit() else None)
+    apply_status(_text("MessageSid"), _text("MessageStatus"),
+                 int(code) if code.isascii() and code.isdigit() and len(code) <= 9 else None)
     return Response("", status=200, mimetype="text/plain")
 
 
@@ -60,8 +60,7 @@ def twilio_status():
                     "403": REFUSED})
 def twilio_inbound():
     check_signature()
-    reply = handle_inbound(request.form.get("MessageSid", ""), request.form.get("From", ""),
-                           request.form.get("Body", ""))
+    reply = handle_inbound(_text("MessageSid"), _text("From"), _text("Body"))
     twiml = MessagingResponse()
     if reply:
         twiml.message(reply)
@@ -82,3 +81,9 @@ class AppointmentReminders(MethodView):
             .order_by(Reminder.send_at, Reminder.id)).scalars().all()
         schema = ReminderProviderOut if actor.is_provider else ReminderOut
         return json_response({"items": schema(many=True).dump(rows)})
+
+
+def _text(name: str) -> str:
+    """A form value without NUL characters, which no SMS carries and PostgreSQL refuses."""
+    return request.form.get(name, "").replace("\x00", "")
+

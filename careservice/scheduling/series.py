@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
@@ -53,11 +53,13 @@ def parse_rrule(text: str, local_start: datetime, tz):
         body = body[6:]
     if not body or "DTSTART" in body.upper() or "\n" in body:
         raise field_error("rrule", "Give one RRULE, e.g. FREQ=WEEKLY;BYDAY=TU;COUNT=8.")
-    body = UTC_UNTIL.sub(lambda match: "UNTIL=" + _local_until(match.group(1), tz), body)
     try:
+        body = UTC_UNTIL.sub(lambda match: "UNTIL=" + _local_until(match.group(1), tz), body)
         rule = rrulestr(body, dtstart=local_start)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise field_error("rrule", f"Not a valid RRULE: {error}") from None
+    if not isinstance(rule, rrule):  # EXDATE, RDATE, EXRULE: a set of rules
+        raise field_error("rrule", "Give one RRULE, e.g. FREQ=WEEKLY;BYDAY=TU;COUNT=8.")
     if rule._freq not in ALLOWED_FREQUENCIES:
         raise field_error("rrule", "Sessions repeat at most daily (FREQ=DAILY, WEEKLY, ...).")
     if rule._interval < 1:

@@ -1,6 +1,7 @@
 """The rules of scheduling."""
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from careservice.core import audit
 from careservice.core.auth import Actor
@@ -15,6 +16,8 @@ def list_service_types(*, limit=50, offset=0) -> dict:
 
 
 def get_service_type(code: str) -> ServiceType:
+    if "\x00" in code:  # no code holds one, and PostgreSQL refuses it in a query
+        raise NotFound("No such service type.")
     service_type = db.session.execute(
         sa.select(ServiceType).where(ServiceType.code == code)
     ).scalar_one_or_none()
@@ -24,12 +27,17 @@ def get_service_type(code: str) -> ServiceType:
 
 
 def create_service_type(actor: Actor, data: dict) -> ServiceType:
+    exists = field_error("code", "A service type with this code exists.")
     taken = sa.select(ServiceType.id).where(ServiceType.code == data["code"])
     if db.session.execute(taken).first():
-        raise field_error("code", "A service type with this code exists.")
+        raise exists
     service_type = ServiceType(**data)
     db.session.add(service_type)
-    db.session.flush()
+    try:
+        db.session.flush()  # the unique code decides between two creates at once
+    except IntegrityError:
+        db.session.rollback()
+        raise exists from None
     audit.record(actor, "service_type.create", "service_type", service_type.id)
     db.session.commit()
     return service_type

@@ -79,6 +79,9 @@ HUGE = 2**70  # more than any database column holds
 @pytest.mark.parametrize("path", [
     f"/api/v1/residents/{HUGE}", f"/api/v1/regions/{2**63}", f"/api/v1/providers/{HUGE}/slots",
     f"/api/v1/appointments/{HUGE}", f"/api/v1/care-requests/{HUGE}",
+    # PostgreSQL's INTEGER ends at 2**31 - 1: one more is out of range there.
+    f"/api/v1/appointments/{2**31}", f"/calendar/providers/{2**31}.ics?token=x",
+    "/api/v1/service-types/gp%00consult",
 ])
 def test_an_id_in_the_path_too_large_for_the_database_is_404(client, world, auth, path):
     response = client.get(path, headers=auth(world.users["admin"]))
@@ -91,6 +94,9 @@ def test_an_id_in_the_path_too_large_for_the_database_is_404(client, world, auth
                              "region_id": HUGE}, "region_id"),
     ("get", f"{RESIDENTS_URL}?region_id={HUGE}", None, "region_id"),
     ("get", f"{RESIDENTS_URL}?offset={HUGE}", None, "offset"),
+    ("get", f"/api/v1/appointments?provider_id={2**31}", None, "provider_id"),
+    ("post", RESIDENTS_URL, {"name": "Ma Lan", "birth_date": "1950-03-04", "sex": "female",
+                             "region_id": 2**31}, "region_id"),
     ("post", "/api/v1/matching/batch", {"request_ids": [1, HUGE],
                                         "from": "2026-12-02T00:00:00Z",
                                         "to": "2026-12-03T00:00:00Z"}, "request_ids"),

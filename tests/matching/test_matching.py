@@ -338,11 +338,16 @@ def test_the_batch_serves_everyone_where_first_come_would_not_and_commit_books_i
                 made["flexible"].id: (c.id, "2026-12-02T04:00:00Z", "2026-12-02T04:20:00Z")}
 
     dry = run_batch(client, auth, world.users["coordinator"], commit=False)
+    # A century asked for plans the same: slots are looked for inside notice and horizon.
+    century = run_batch(client, auth, world.users["coordinator"], commit=False,
+                        **{"from": "1950-01-01T00:00:00Z", "to": "2150-01-01T00:00:00Z"})
 
     assert dry.status_code == 200, dry.json
     assert {x["request_id"]: (x["provider_id"], x["start"], x["end"])
             for x in dry.json["assignments"]} == expected
     assert dry.json["unassigned"] == []
+    assert century.status_code == 200, century.json
+    assert century.json["assignments"] == dry.json["assignments"]
     assert dry.json["objective"]["assigned"] == 3
     assert dry.json["objective"]["weighted_coverage"] == round(
         sum(x["score"] for x in dry.json["assignments"]), 3)

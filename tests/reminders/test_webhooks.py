@@ -375,6 +375,29 @@ def test_a_callback_with_a_status_we_do_not_know_changes_nothing(sent, callback,
     assert outbox_row(appointment)["status"] == "sent"
 
 
+@pytest.mark.parametrize("error_code", ["²", "١٢", "9" * 5000, "99999999999"])
+def test_an_error_code_that_is_no_twilio_code_is_ignored(sent, callback, outbox_row,
+                                                         error_code):
+    appointment, sid = sent
+
+    callback(sid, "undelivered", error_code)
+
+    row = outbox_row(appointment)
+    assert (row["status"], row["last_error"]) == ("undelivered", None)
+
+
+def test_nul_characters_in_a_form_are_dropped(sent, callback, sms, book, outbox_row):
+    """No SMS carries NUL, and PostgreSQL refuses it in text."""
+    appointment, sid = sent
+
+    callback(sid + "\x00", "delivered")
+    response = sms("hel\x00lo", from_="+86139001390\x0001")
+
+    assert response.status_code == 200
+    assert reply_to(response) == render(Kind.REPLY_UNKNOWN, "zh-CN")
+    assert outbox_row(appointment)["status"] == "delivered"  # the SID, its NUL dropped
+
+
 def test_repeating_a_callback_is_harmless(sent, callback, outbox_row, frozen_clock, client,
                                           auth, world):
     appointment, sid = sent

@@ -178,6 +178,11 @@ def test_series_starting_outside_availability_is_409(client, auth, ready):
     "   ",
     "FREQ=WEEKLY;INTERVAL=0",
     "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",  # never falls: not searched up to the year 9999
+    "FREQ=WEEKLY;UNTIL=20270230T000000Z",  # 30 February
+    "FREQ=WEEKLY;UNTIL=20261231T235960Z",  # a leap second
+    "FREQ=WEEKLY;UNTIL=20270131T250000Z",
+    "EXDATE:20261202T000000Z",
+    "RDATE:20261210T000000Z",
 ])
 def test_unusable_rrule_is_422_on_rrule(client, auth, ready, rrule):
     response = post_series(client, auth, ready, rrule=rrule)
