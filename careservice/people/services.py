@@ -360,7 +360,12 @@ def create_provider(actor: Actor, data: dict) -> Provider:
 
 
 def update_provider(actor: Actor, provider_id: int, data: dict) -> Provider:
-    provider = get_provider(provider_id)
+    # The row locked first (PostgreSQL; SQLite's write transaction is the lock): two
+    # edits of the service regions at once each changed the same link rows, and the
+    # second failed on a duplicate key or a row already deleted.
+    provider = db.session.get(Provider, provider_id, with_for_update=True)
+    if provider is None:
+        raise NotFound("No such provider.")
     _check_may_manage(actor, provider.home_region)
     changed = sorted(data)
     if "home_region_id" in data:

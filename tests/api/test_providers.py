@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from careservice.core.models import AuditEvent
 from careservice.extensions import db
+from tests.scheduling.test_races import run_concurrently
 
 PROVIDERS = "/api/v1/providers"
 
@@ -177,6 +178,20 @@ def test_service_regions_round_trip(client, admin, home, create_region):
     assert _get(client, admin, provider_id)["service_region_ids"] == [home.id]
     assert _patch(client, admin, provider_id, service_region_ids=[]).status_code == 200
     assert _get(client, admin, provider_id)["service_region_ids"] == []
+
+
+@pytest.mark.parametrize("before, after", [([0], [0, 1]), ([0, 1], [0])])
+def test_the_same_service_regions_sent_twice_at_once_are_set_once(
+        app, admin, home, create_region, create_provider, before, after):
+    regions = [home, create_region("township", home)]
+    provider = create_provider(home, service_region_ids=[regions[i].id for i in before])
+    wanted = [regions[i].id for i in after]
+    body = {"service_region_ids": wanted}
+
+    results = run_concurrently(app, [("PATCH", f"{PROVIDERS}/{provider.id}", body, admin)] * 4)
+
+    assert [status for status, _ in results] == [200] * 4, results
+    assert all(sorted(answer["service_region_ids"]) == sorted(wanted) for _, answer in results)
 
 
 def test_an_unknown_service_region_is_refused(client, admin, home):
