@@ -296,17 +296,20 @@ def list_providers(*, kind=None, active=None, region_id=None, limit=50, offset=0
     return paginate(query, limit, offset)
 
 
-def get_provider(provider_id: int) -> Provider:
-    provider = db.session.get(Provider, provider_id)
+def get_provider(provider_id: int, *, for_update: bool = False) -> Provider:
+    """The provider; `for_update` locks its row until the transaction ends (PostgreSQL;
+    SQLite's write transaction is the lock)."""
+    provider = db.session.get(Provider, provider_id, with_for_update=for_update or None)
     if provider is None:
         raise NotFound("No such provider.")
     return provider
 
 
-def may_see_calendar_url(actor: Actor, provider: Provider) -> bool:
+def may_manage_calendar(actor: Actor, provider: Provider) -> bool:
     """The provider themself, an admin, or a coordinator of the provider's home region:
-    those who may also replace the token. The feed shows every session of the provider,
-    so a coordinator elsewhere would read sessions outside their regions through it."""
+    they change its availability, replace its feed token and see its `calendar_url`.
+    The feed shows every session of the provider, so a coordinator elsewhere would read
+    sessions outside their regions through it."""
     if actor.is_admin or actor.provider_id == provider.id:
         return True
     return actor.role == Role.COORDINATOR and actor.covers_path(provider.home_region.path)
@@ -360,12 +363,9 @@ def create_provider(actor: Actor, data: dict) -> Provider:
 
 
 def update_provider(actor: Actor, provider_id: int, data: dict) -> Provider:
-    # The row locked first (PostgreSQL; SQLite's write transaction is the lock): two
-    # edits of the service regions at once each changed the same link rows, and the
-    # second failed on a duplicate key or a row already deleted.
-    provider = db.session.get(Provider, provider_id, with_for_update=True)
-    if provider is None:
-        raise NotFound("No such provider.")
+    # Locked first: two edits of the service regions at once each changed the same link
+    # rows, and the second failed on a duplicate key or a row already deleted.
+    provider = get_provider(provider_id, for_update=True)
     _check_may_manage(actor, provider.home_region)
     changed = sorted(data)
     if "home_region_id" in data:

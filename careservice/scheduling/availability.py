@@ -9,12 +9,11 @@ import sqlalchemy as sa
 from careservice.core import audit
 from careservice.core.auth import Actor
 from careservice.core.errors import Forbidden, NotFound, ValidationFailed
-from careservice.core.models import Role
 from careservice.core.pagination import paginate
 from careservice.core.time import local_to_utc, overlaps, zone
 from careservice.extensions import db
 from careservice.people.models import Provider, new_availability_tag
-from careservice.people.services import get_provider
+from careservice.people.services import get_provider, may_manage_calendar
 from careservice.scheduling.models import (
     AvailabilityException,
     AvailabilityRule,
@@ -24,12 +23,8 @@ from careservice.scheduling.models import (
 
 
 def check_may_manage_calendar(actor: Actor, provider: Provider) -> None:
-    """The provider themself, an admin, or a coordinator of the provider's home region."""
-    if actor.is_admin or actor.provider_id == provider.id:
-        return
-    if actor.role == Role.COORDINATOR and actor.covers_path(provider.home_region.path):
-        return
-    raise Forbidden("Only the provider, their coordinator or an admin manage this calendar.")
+    if not may_manage_calendar(actor, provider):
+        raise Forbidden("Only the provider, their coordinator or an admin manage this calendar.")
 
 
 def list_rules(provider_id: int) -> list[AvailabilityRule]:

@@ -22,8 +22,8 @@ blp = Blueprint("providers", __name__, url_prefix="/api/v1/providers",
 
 
 def view_fields(actor, provider):
-    """calendar_url only for the provider themself, coordinators and admins."""
-    return None if services.may_see_calendar_url(actor, provider) else PROVIDER_PUBLIC_VIEW
+    """calendar_url only for those who manage the calendar (services.may_manage_calendar)."""
+    return None if services.may_manage_calendar(actor, provider) else PROVIDER_PUBLIC_VIEW
 
 
 def _dump(provider, status=200):
@@ -59,7 +59,7 @@ class ProviderById(MethodView):
     @blp.doc(security=BEARER)
     @blp.response(200, ProviderOut)
     def get(self, provider_id):
-        """One provider; `calendar_url` only for themself, coordinators and admins."""
+        """One provider; `calendar_url` only for itself, its coordinators and admins."""
         return _dump(services.get_provider(provider_id))
 
     @require(Role.ADMIN, Role.COORDINATOR)
