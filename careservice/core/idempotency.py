@@ -143,7 +143,7 @@ def idempotent(view):
             _finish(record_id, response)
         return response
 
-    wrapper.idempotent = True  # for the check that every creating POST is
+    wrapper.idempotent = True  # tests check that every creating POST carries this
     # Described in the OpenAPI document (flask-smorest's manual doc of the operation; the
     # dict is shared with the view's by functools.wraps).
     manual = wrapper.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})

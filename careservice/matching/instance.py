@@ -46,7 +46,6 @@ from careservice.scheduling.models import (
     Status,
 )
 from careservice.scheduling.slots import (
-    LONGEST_SESSION,
     MICROSECOND,
     Grids,
     Limits,
@@ -229,10 +228,9 @@ def load(actor: Actor, *, request_ids=None, start: datetime, end: datetime,
                         continuity=config["MATCH_WEIGHT_CONTINUITY"],
                         load_weight=config["MATCH_WEIGHT_LOAD"])
     _eligibility(instance, regions, areas)
-    # Nothing before the notice or past the horizon can be booked: slots and sessions are
-    # looked for inside both, whatever [start, end) is asked (2000-2100 took seconds).
-    limits = Limits.current(now)
-    start, end = max(start, limits.earliest), min(end, limits.latest + LONGEST_SESSION)
+    # Slots and sessions are looked for only where a booking can be made, whatever
+    # [start, end) is asked (2000-2100 took seconds).
+    start, end = Limits.current(now).clip(start, end)
     if start < end:
         _sessions(instance, start - MARGIN, end + MARGIN)
         _slots(instance, start, end, now)

@@ -280,14 +280,13 @@ def flag_resident(resident_id: int | None, code: int | None, message: str) -> No
 
 
 def _deliver_chunk(app, reminder_ids: list[int], limiter: RateLimiter) -> list[str]:
-    """deliver_batch in a worker thread, with its own app context and session. A chunk
-    of one waits for the rate limit before its transaction begins (one worker: the slot
-    is still free inside): on SQLite, where the transaction holds the write lock, the
-    lock is then held for the send alone."""
+    """deliver_batch in a worker thread, with its own app context and session. It waits
+    for a free rate slot before its transaction begins, so the transaction does not sleep
+    on the limit before its first send: on SQLite (one send per transaction, one worker)
+    the write lock is then held for the send alone."""
     with app.app_context():
         try:
-            if len(reminder_ids) == 1:
-                limiter.wait_for_a_slot()
+            limiter.wait_for_a_slot()
             return deliver_batch(reminder_ids, limiter)
         except Exception:
             db.session.rollback()

@@ -37,14 +37,10 @@ def check_signature() -> None:
         raise Forbidden("The Twilio signature does not match.")
 
 
-REFUSED = {"description": "Bad X-Twilio-Signature",
-           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
 @blp.route("/webhooks/twilio/status", methods=["POST"])
 @blp.doc(summary="Twilio delivery status callback", **FORM,
-         responses={"200": {"description": "Recorded (or an unknown SID, ignored)"},
-                    "403": REFUSED})
+         responses={"200": {"description": "Recorded (or an unknown SID, ignored)"}})
+@blp.alt_response(403, description="Bad X-Twilio-Signature")
 def twilio_status():
     check_signature()
     code = request.form.get("ErrorCode", "")
@@ -56,8 +52,8 @@ def twilio_status():
 @blp.route("/webhooks/twilio/inbound", methods=["POST"])
 @blp.doc(summary="A resident's SMS reply; answers TwiML", **FORM,
          responses={"200": {"description": "TwiML <Response>, with a <Message> when due",
-                            "content": {"application/xml": {"schema": {"type": "string"}}}},
-                    "403": REFUSED})
+                            "content": {"application/xml": {"schema": {"type": "string"}}}}})
+@blp.alt_response(403, description="Bad X-Twilio-Signature")
 def twilio_inbound():
     check_signature()
     reply = handle_inbound(_text("MessageSid"), _text("From"), _text("Body"))

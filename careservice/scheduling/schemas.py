@@ -14,9 +14,10 @@ from careservice.scheduling.models import ExceptionKind, RequestStatus, Status, 
 CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="A lower_snake_case code.")
 
 
-def _ordered(data, first: str, second: str, message: str):
+def _ordered(data, first: str, second: str, message: str, key: str | None = None):
+    """`second` after `first`; the error on `key` (the field's name on the wire)."""
     if first in data and second in data and data[first] >= data[second]:
-        raise ValidationError(message, second)
+        raise ValidationError(message, key or second)
 
 
 # Service types
@@ -181,8 +182,7 @@ class AppointmentQuery(QuerySchema):
 
     @validates_schema
     def _range(self, data, **_kwargs):
-        if "start" in data and "end" in data and data["start"] >= data["end"]:
-            raise ValidationError("Must be after from.", "to")  # as slots, matches, coverage
+        _ordered(data, "start", "end", "Must be after from.", key="to")  # as slots, matches
 
 
 AppointmentPage = page_schema(AppointmentOut, "AppointmentPage")

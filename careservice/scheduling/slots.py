@@ -49,6 +49,12 @@ class Limits:
                    latest=now + timedelta(days=config["BOOKING_HORIZON_DAYS"]),
                    step=config["SLOT_STEP_MINUTES"])
 
+    def clip(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """[start, end) cut to what can be booked: nothing before the notice, nothing
+        starting past the horizon. Asking for a year then costs no more than asking for
+        the bookable days. May come out empty (end <= start)."""
+        return max(start, self.earliest), min(end, self.latest + LONGEST_SESSION)
+
 
 def offers(provider: Provider, service_type: ServiceType) -> bool:
     """The provider does this kind of session: modality and skill."""
@@ -253,13 +259,11 @@ def load_busy(provider_id: int, start: datetime, end: datetime) -> list[tuple]:
 
 def free_slots(provider: Provider, service_type: ServiceType, start: datetime, end: datetime,
                limits: Limits | None = None) -> list[Slot]:
-    """Free starts in [start, end). Nothing before the notice or past the horizon can be
-    offered, so the range is cut to them first: asking for a year costs no more than
-    asking for the bookable days."""
+    """Free starts in [start, end), cut to what can be booked first (Limits.clip)."""
     if end <= start:
         raise ValidationFailed({"to": ["Must be after from."]})
     limits = limits or Limits.current()
-    start, end = max(start, limits.earliest), min(end, limits.latest + LONGEST_SESSION)
+    start, end = limits.clip(start, end)
     if end <= start or not provider.active or not offers(provider, service_type):
         return []
     calendar = provider_calendar(provider, start)
